@@ -1,0 +1,152 @@
+/**
+ * Public types of the inference engine. The engine imports nothing from the editor layers
+ * (`vscode`, the language client/server, `client/`, `server/`, `webview/`): these types are the
+ * contract the server and the CLI build on.
+ */
+
+/** Execution providers the user can ask for. `auto` tries the platform's GPU providers first. */
+export type ProviderPreference = 'auto' | 'cuda' | 'dml' | 'coreml' | 'webgpu' | 'cpu';
+/** A concrete provider that a session really runs on. */
+export type ExecutionProvider = Exclude<ProviderPreference, 'auto'>;
+
+/** ONNX variants of the onnx-community layout: `onnx/model_<variant>.onnx` (`fp32` is `model.onnx`). */
+export type ModelVariant = 'q4' | 'q4f16' | 'fp16' | 'fp32' | 'int8' | 'uint8' | 'quantized' | 'bnb4';
+
+export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+
+export interface LoadOptions {
+  /** Folder with config.json, tokenizer files and onnx/. */
+  modelDir: string;
+  /** `auto` picks q4f16 on GPU providers, q4 on the CPU, else the best variant present. */
+  variant?: ModelVariant | 'auto';
+  provider?: ProviderPreference;
+  /** Intra-op threads for the CPU provider; 0 or undefined lets ONNX Runtime decide. */
+  cpuThreads?: number;
+  graphOptimizationLevel?: GraphOptimizationLevel;
+  /** Progress while loading (reading files, creating the session, validating). */
+  onProgress?: (event: LoadProgress) => void;
+}
+
+export interface LoadProgress {
+  stage: 'config' | 'tokenizer' | 'session' | 'validate' | 'ready';
+  message: string;
+  /** 0..1 when known. */
+  fraction?: number;
+}
+
+/** Why a provider that was tried is not the one in use. */
+export interface ProviderAttempt {
+  provider: ExecutionProvider;
+  ok: boolean;
+  reason?: string;
+}
+
+export type GenerationStatus = 'complete' | 'cancelled' | 'length' | 'error';
+
+export interface SamplingOptions {
+  /** 0 means greedy. */
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  /** Seed for reproducible sampling. */
+  seed?: number;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  maxNewTokens?: number;
+  /** After this many reasoning tokens the engine closes the reasoning itself. */
+  thinkingBudget?: number;
+  /** Prompt + maxNewTokens must fit; the prompt builder drops context to fit. */
+  contextWindow?: number;
+  /** Tokens per prefill run (bounded logits memory). */
+  prefillChunkSize?: number;
+  /** Stop on eos tokens (default true). Benchmarks turn it off. */
+  stopOnEos?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (event: StreamEvent) => void;
+}
+
+/** Streamed text. Reasoning runs until the first `</think>`; everything after is answer. */
+export interface StreamEvent {
+  kind: 'reasoning' | 'answer';
+  text: string;
+}
+
+export interface CodeBlock {
+  language: string;
+  code: string;
+  /** File or symbol named for the block, when the model names one (e.g. ```ts title=src/a.ts). */
+  target?: string;
+  /** False when the fence was never closed. */
+  closed: boolean;
+}
+
+export interface GenerationStats {
+  promptTokens: number;
+  reasoningTokens: number;
+  answerTokens: number;
+  timeToFirstTokenMs: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  provider: ExecutionProvider;
+  variant: ModelVariant;
+  thinkingBudgetHit: boolean;
+}
+
+export interface GenerationResult {
+  status: GenerationStatus;
+  reasoning: string;
+  answer: string;
+  codeBlocks: CodeBlock[];
+  stats: GenerationStats;
+  /** Set when status is 'error'. */
+  error?: string;
+  /** What the prompt builder dropped to fit the context window; empty when nothing was dropped. */
+  truncation: TruncationNote[];
+}
+
+export interface TruncationNote {
+  /** e.g. 'turn', 'file-context', 'selection' */
+  part: string;
+  droppedTokens: number;
+  detail: string;
+}
+
+/** A conversation turn. Assistant turns carry the answer only, never the reasoning. */
+export interface ChatTurn {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+export interface DiagnosticInfo {
+  message: string;
+  severity: 'error' | 'warning' | 'info' | 'hint';
+  /** 1-based line numbers. */
+  startLine: number;
+  endLine: number;
+  source?: string;
+  code?: string;
+}
+
+/** Typed input for the three prompt kinds. Lines are 1-based and inclusive. */
+export interface CodeContext {
+  filePath?: string;
+  language?: string;
+  /** The selected or target code. */
+  code?: string;
+  selection?: { startLine: number; endLine: number };
+  /** Text of the surrounding file, for bounded context. */
+  fileText?: string;
+  diagnostics?: DiagnosticInfo[];
+  extraContext?: string;
+}
+
+export type PromptKind = 'ask' | 'fix' | 'explain';
+
+export interface PromptRequest {
+  kind: PromptKind;
+  question?: string;
+  context: CodeContext;
+  /** Earlier turns of the conversation (answers only). */
+  history?: ChatTurn[];
+}
