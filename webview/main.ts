@@ -1,0 +1,3 @@
+// Placeholder; the Reasoning view is built by the webview issue.
+
+document.body.textContent = 'R1 Coder';
