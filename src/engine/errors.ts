@@ -12,7 +12,8 @@ export type ModelErrorCode =
   | 'no-variant' // no onnx/model_<variant>.onnx usable
   | 'provider-unavailable' // the requested execution provider cannot run here
   | 'prompt-too-long' // even after dropping context, the prompt does not fit
-  | 'runtime'; // ONNX Runtime failed while running
+  | 'runtime' // ONNX Runtime failed while running
+  | 'busy'; // a generation is already running on this engine
 
 export class ModelError extends Error {
   override readonly name = 'ModelError';

@@ -150,3 +150,57 @@ export interface PromptRequest {
   /** Earlier turns of the conversation (answers only). */
   history?: ChatTurn[];
 }
+
+/** The config.json values the engine uses (read at run time, never hard-coded). */
+export interface ModelConfigSummary {
+  modelType: string;
+  hiddenSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  numKeyValueHeads: number;
+  /** config.head_dim, else hidden_size / num_attention_heads. */
+  headDim: number;
+  vocabSize: number;
+  maxPositionEmbeddings: number;
+}
+
+/** One graph input or output as ONNX Runtime reports it. */
+export interface TensorSignature {
+  name: string;
+  dtype: string;
+  /** Numbers for static dimensions, names for symbolic ones. */
+  shape: Array<number | string>;
+}
+
+/** What the loaded graph looks like, checked against config.json. */
+export interface GraphSignature {
+  inputs: TensorSignature[];
+  outputs: TensorSignature[];
+  numLayers: number;
+  kvHeads: number;
+  headDim: number;
+  kvDtype: 'float32' | 'float16';
+  logitsDtype: 'float32' | 'float16';
+}
+
+/** Everything known about a loaded model: shown by `r1 info` and the status bar. */
+export interface ModelInfo {
+  modelDir: string;
+  config: ModelConfigSummary;
+  variant: ModelVariant;
+  /** Absolute path of the .onnx file loaded. */
+  modelFile: string;
+  /** Variants present in onnx/. */
+  availableVariants: ModelVariant[];
+  /** The provider the session really runs on. */
+  provider: ExecutionProvider;
+  /** Every provider considered, in order, with the reason each one not in use was passed over. */
+  attempts: ProviderAttempt[];
+  signature: GraphSignature;
+  eosTokenIds: number[];
+  /** Sampling defaults from generation_config.json (absent fields: the engine's defaults). */
+  generationDefaults: SamplingOptions & { maxNewTokens?: number };
+  /** Notes about the provider detection limits or optional files that were absent. */
+  notes: string[];
+  loadMs: number;
+}

@@ -1,0 +1,160 @@
+/**
+ * Execution providers: which ones to try, in which order, and creating the session with the
+ * first one that works. The order logic is a pure function of the platform and a few probes so
+ * that it can be tested with simulated failures.
+ *
+ * Limits of "the provider really in use": onnxruntime-node does not report node placement. We
+ * create each session with exactly one execution provider listed (ONNX Runtime still places
+ * nodes the provider cannot run, such as shape computations, on its built-in CPU provider; that
+ * is normal and not a fallback). A provider whose library or device cannot be loaded makes
+ * session creation fail in 1.30.0 (verified for CUDA without its provider library and for WebGPU
+ * without an adapter), so a session that was created with only provider X runs on X. What we
+ * cannot see is a GPU provider that loads but leaves most heavy nodes to the CPU.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ModelError } from './errors';
+import type { ExecutionProvider, ProviderAttempt, ProviderPreference } from './types';
+
+export interface PlatformProbe {
+  platform: NodeJS.Platform;
+  arch: string;
+  /** Backends onnxruntime-node lists as supported in this build (listSupportedBackends()). */
+  supportedBackends: readonly string[];
+  /** Whether libonnxruntime_providers_cuda.so is next to the binding. */
+  cudaLibraryPresent: boolean;
+}
+
+export interface ProviderPlan {
+  /** Providers to try, in order. */
+  order: ExecutionProvider[];
+  /** Providers passed over without trying, with the reason. */
+  skipped: ProviderAttempt[];
+}
+
+/** The providers the platform's `auto` order considers, before probes. */
+export function platformAutoOrder(platform: NodeJS.Platform, arch: string): ExecutionProvider[] {
+  if (platform === 'linux' && arch === 'x64') return ['cuda', 'webgpu', 'cpu'];
+  if (platform === 'win32') return ['dml', 'webgpu', 'cpu'];
+  if (platform === 'darwin' && arch === 'arm64') return ['coreml', 'cpu'];
+  return ['cpu'];
+}
+
+/** Why a provider cannot be tried here, or undefined when it can. */
+export function unavailableReason(p: ExecutionProvider, probe: PlatformProbe): string | undefined {
+  if (p === 'cpu') return undefined;
+  if (p === 'cuda') {
+    if (probe.platform !== 'linux' || probe.arch !== 'x64') return `CUDA is supported by onnxruntime-node only on Linux x64 (this is ${probe.platform} ${probe.arch})`;
+    if (!probe.cudaLibraryPresent) {
+      return 'the CUDA provider library (libonnxruntime_providers_cuda.so) is not installed next to the onnxruntime-node binding; reinstall onnxruntime-node without onnxruntime-node-install=skip to fetch it';
+    }
+    return undefined;
+  }
+  if (!probe.supportedBackends.includes(p)) {
+    const where = p === 'dml' ? 'Windows' : p === 'coreml' ? 'macOS' : 'Linux x64 and Windows';
+    return `this onnxruntime-node build has no ${p} provider (it is available on ${where})`;
+  }
+  return undefined;
+}
+
+/**
+ * Which providers to try for a preference. `auto` follows the platform order and skips the ones
+ * whose probe fails; an explicit provider is tried alone (no silent CPU fallback), and one that
+ * cannot exist here is a ModelError.
+ */
+export function planProviders(pref: ProviderPreference | undefined, probe: PlatformProbe): ProviderPlan {
+  if (!pref || pref === 'auto') {
+    const order: ExecutionProvider[] = [];
+    const skipped: ProviderAttempt[] = [];
+    for (const p of platformAutoOrder(probe.platform, probe.arch)) {
+      const reason = unavailableReason(p, probe);
+      if (reason) skipped.push({ provider: p, ok: false, reason });
+      else order.push(p);
+    }
+    if (!order.includes('cpu')) order.push('cpu');
+    return { order, skipped };
+  }
+  const reason = unavailableReason(pref, probe);
+  if (reason) {
+    throw new ModelError(
+      'provider-unavailable',
+      `execution provider "${pref}" cannot run here: ${reason}.`,
+      'Set r1.executionProvider (or --provider) to "auto" or "cpu".',
+    );
+  }
+  return { order: [pref], skipped: [] };
+}
+
+/** The real probe for this process. */
+export function probePlatform(): PlatformProbe {
+  let supportedBackends: string[] = ['cpu'];
+  let bindingDir: string | undefined;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const ort = require('onnxruntime-node') as { listSupportedBackends?: () => Array<{ name: string }> };
+    supportedBackends = (ort.listSupportedBackends?.() ?? []).map((b) => b.name);
+    const pkg = require.resolve('onnxruntime-node/package.json');
+    bindingDir = join(dirname(pkg), 'bin', 'napi-v6', process.platform, process.arch);
+  } catch {
+    // keep the CPU-only defaults
+  }
+  return {
+    platform: process.platform,
+    arch: process.arch,
+    supportedBackends,
+    cudaLibraryPresent: bindingDir !== undefined && existsSync(join(bindingDir, 'libonnxruntime_providers_cuda.so')),
+  };
+}
+
+/** True when an ONNX Runtime error is about the model file rather than the provider. */
+export function isModelFileError(message: string): boolean {
+  return /Protobuf parsing failed|File doesn't exist|No such file|external data|ModelProto|Load model .* failed|INVALID_PROTOBUF|INVALID_GRAPH|is not a valid|model_path must not be empty/i.test(
+    message,
+  );
+}
+
+export interface SessionAttemptResult<S> {
+  session: S;
+  provider: ExecutionProvider;
+  attempts: ProviderAttempt[];
+}
+
+/**
+ * Tries the planned providers in turn with `create(provider)`. A model-file error stops at once
+ * (it is not the provider's fault); a provider error is recorded and the next one is tried.
+ */
+export async function createWithFallback<S>(
+  plan: ProviderPlan,
+  create: (provider: ExecutionProvider) => Promise<S>,
+  onAttempt?: (provider: ExecutionProvider) => void,
+): Promise<SessionAttemptResult<S>> {
+  const attempts: ProviderAttempt[] = [...plan.skipped];
+  let lastError: unknown;
+  for (const provider of plan.order) {
+    onAttempt?.(provider);
+    try {
+      const session = await create(provider);
+      attempts.push({ provider, ok: true });
+      return { session, provider, attempts };
+    } catch (e) {
+      if (e instanceof ModelError) throw e;
+      const message = firstLine(e instanceof Error ? e.message : String(e));
+      if (isModelFileError(message)) throw e;
+      attempts.push({ provider, ok: false, reason: message });
+      lastError = e;
+    }
+  }
+  const tried = attempts.map((a) => `${a.provider}: ${a.reason ?? 'ok'}`).join('; ');
+  throw new ModelError(
+    'provider-unavailable',
+    `no execution provider could create the session (${tried}).`,
+    plan.order.includes('cpu') ? 'Check the log for ONNX Runtime errors; the model file may be incompatible with this ONNX Runtime.' : 'Set r1.executionProvider (or --provider) to "auto" or "cpu".',
+    undefined,
+    { cause: lastError },
+  );
+}
+
+export function firstLine(s: string): string {
+  const line = s.split('\n').find((l) => l.trim() !== '') ?? s;
+  return line.trim().slice(0, 400);
+}

@@ -1,0 +1,190 @@
+/**
+ * The decoder session: one ONNX Runtime session of the merged decoder, reused for every request,
+ * and its KV cache. `forward(ids)` runs the given tokens after the cached ones and returns the
+ * logits of the last position only.
+ *
+ * Per step it allocates only what the API forces: ONNX Runtime's output tensors (the `present.*`
+ * tensors become the next step's `past_key_values.*` as they are, without copying or
+ * converting, float16 included) and a few small Tensor wrappers. The attention mask and
+ * position ids are views into buffers that grow geometrically.
+ */
+import * as ort from 'onnxruntime-node';
+import { ModelError } from './errors';
+import type { GraphSignature } from './types';
+
+type KvData = Float32Array | Uint16Array;
+
+let halfTable: Float32Array | undefined;
+/** float16 bit patterns to float32 values (a 256 KB table built once). */
+export function float16Table(): Float32Array {
+  if (halfTable) return halfTable;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const f = h & 0x3ff;
+    if (e === 0) t[h] = s * f * 2 ** -24;
+    else if (e === 31) t[h] = f ? NaN : s * Infinity;
+    else t[h] = s * (1 + f / 1024) * 2 ** (e - 15);
+  }
+  halfTable = t;
+  return t;
+}
+
+export interface ForwardTimings {
+  runMs: number;
+}
+
+export class DecoderSession {
+  private past: ort.Tensor[] = [];
+  private pastLen = 0;
+  private ones = new BigInt64Array(0);
+  private iota = new BigInt64Array(0);
+  private idsBuf = new BigInt64Array(1);
+  private logitsBuf: Float32Array;
+  private readonly pastNames: string[] = [];
+  private readonly presentNames: string[] = [];
+  private readonly emptyPast: ort.Tensor[];
+  private readonly vocab: number;
+  private readonly hasPositionIds: boolean;
+
+  constructor(
+    readonly session: ort.InferenceSession,
+    readonly signature: GraphSignature,
+    vocabSize: number,
+  ) {
+    for (let i = 0; i < signature.numLayers; i++) {
+      for (const kind of ['key', 'value']) {
+        this.pastNames.push(`past_key_values.${i}.${kind}`);
+        this.presentNames.push(`present.${i}.${kind}`);
+      }
+    }
+    const dims = [1, signature.kvHeads, 0, signature.headDim];
+    this.emptyPast = this.pastNames.map(() =>
+      signature.kvDtype === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), dims) : new ort.Tensor('float32', new Float32Array(0), dims),
+    );
+    this.vocab = vocabSize;
+    this.logitsBuf = new Float32Array(vocabSize);
+    this.hasPositionIds = signature.inputs.some((s) => s.name === 'position_ids');
+    this.reset();
+  }
+
+  /** Tokens in the KV cache. */
+  get pastLength(): number {
+    return this.pastLen;
+  }
+
+  /** Drops the KV cache (the next forward starts a new sequence). */
+  reset(): void {
+    this.past = this.emptyPast.slice();
+    this.pastLen = 0;
+  }
+
+  private ensure(total: number): void {
+    if (this.ones.length >= total) return;
+    let cap = Math.max(256, this.ones.length);
+    while (cap < total) cap *= 2;
+    this.ones = new BigInt64Array(cap).fill(1n);
+    this.iota = new BigInt64Array(cap);
+    for (let i = 0; i < cap; i++) this.iota[i] = BigInt(i);
+  }
+
+  /**
+   * Runs `ids` after the cached tokens, appends them to the cache and returns the logits of the
+   * last position (a buffer reused by the next call: copy it to keep it).
+   */
+  async forward(ids: ArrayLike<number>): Promise<Float32Array> {
+    const seq = ids.length;
+    if (seq === 0) throw new RangeError('forward needs at least one token');
+    const total = this.pastLen + seq;
+    this.ensure(total);
+    let idsData: BigInt64Array;
+    if (seq === 1) {
+      this.idsBuf[0] = BigInt(ids[0]!);
+      idsData = this.idsBuf;
+    } else {
+      idsData = new BigInt64Array(seq);
+      for (let i = 0; i < seq; i++) idsData[i] = BigInt(ids[i]!);
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', idsData, [1, seq]),
+      attention_mask: new ort.Tensor('int64', this.ones.subarray(0, total), [1, total]),
+    };
+    // position_ids = cumsum(attention_mask) - 1 over the last `seq` entries; with an all-ones
+    // mask that is pastLen .. total-1.
+    if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', this.iota.subarray(this.pastLen, total), [1, seq]);
+    for (let i = 0; i < this.pastNames.length; i++) feeds[this.pastNames[i]!] = this.past[i]!;
+    let out: ort.InferenceSession.ReturnType;
+    try {
+      out = await this.session.run(feeds);
+    } catch (e) {
+      throw new ModelError(
+        'runtime',
+        `ONNX Runtime failed while running the model: ${(e as Error).message.split('\n')[0]}`,
+        'The model file may not match this ONNX Runtime or the input is too long; try another variant or a shorter request.',
+        undefined,
+        { cause: e },
+      );
+    }
+    for (let i = 0; i < this.presentNames.length; i++) {
+      const t = out[this.presentNames[i]!] as ort.Tensor | undefined;
+      if (!t) throw new ModelError('signature-mismatch', `the graph did not return '${this.presentNames[i]}'.`, 'Download the model again.');
+      this.past[i] = t;
+    }
+    this.pastLen = total;
+    const logits = out.logits as ort.Tensor;
+    const dims = logits.dims;
+    const v = dims[dims.length - 1]!;
+    const rows = logits.size / v;
+    if (v !== this.vocab) {
+      throw new ModelError(
+        'signature-mismatch',
+        `the graph returned logits over ${v} tokens; config.json says vocab_size ${this.vocab}.`,
+        'The ONNX file does not match config.json; download the model again.',
+      );
+    }
+    const data = logits.data as Float32Array | Uint16Array;
+    const off = (rows - 1) * v;
+    if (data instanceof Float32Array) return data.subarray(off, off + v);
+    if (data instanceof Uint16Array) {
+      const t = float16Table();
+      const buf = this.logitsBuf;
+      for (let i = 0; i < v; i++) buf[i] = t[data[off + i]!]!;
+      return buf;
+    }
+    // Float16Array (Node 24+) reads as numbers.
+    const buf = this.logitsBuf;
+    const arr = data as unknown as ArrayLike<number>;
+    for (let i = 0; i < v; i++) buf[i] = arr[off + i]!;
+    return buf;
+  }
+
+  /** Runs `ids` in chunks of at most `chunkSize` tokens; returns the last position's logits. */
+  async prefill(ids: ArrayLike<number>, chunkSize: number, onChunk?: () => Promise<void> | void): Promise<Float32Array> {
+    const size = Math.max(1, Math.floor(chunkSize));
+    let logits: Float32Array | undefined;
+    for (let start = 0; start < ids.length; start += size) {
+      const end = Math.min(ids.length, start + size);
+      const chunk = Array.prototype.slice.call(ids, start, end) as number[];
+      logits = await this.forward(chunk);
+      if (end < ids.length) await onChunk?.();
+    }
+    if (!logits) throw new RangeError('prefill needs at least one token');
+    return logits;
+  }
+
+  /** Dims of the cached key of layer 0 (for checks). */
+  cacheDims(): readonly number[] {
+    return this.past[0]!.dims;
+  }
+
+  /** The KV tensors in use (for tests: their data type). */
+  cacheData(): KvData {
+    return this.past[0]!.data as KvData;
+  }
+
+  async release(): Promise<void> {
+    this.past = [];
+    await this.session.release();
+  }
+}
