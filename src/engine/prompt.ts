@@ -1,0 +1,500 @@
+/**
+ * Prompts for the R1 distills: the model's own chat template (rendered with @huggingface/jinja),
+ * and the ask / fix / explain user turns, fitted into the context window.
+ *
+ * DeepSeek's advice for R1 distills is followed: no system prompt (every instruction is in the user
+ * turn), the reply starts with "<think>\n", and earlier turns carry final answers only.
+ */
+import { Template } from '@huggingface/jinja';
+import { ModelError } from './errors';
+import type { R1Tokenizer } from './tokenizer';
+import type { ChatTurn, CodeContext, DiagnosticInfo, PromptRequest, TruncationNote } from './types';
+
+const THINK_OPEN = '<think>\n';
+
+const templates = new WeakMap<R1Tokenizer, { source: string; template: Template }>();
+
+function compiledTemplate(tokenizer: R1Tokenizer): Template {
+  const source = tokenizer.chatTemplate;
+  if (source === undefined || source.trim() === '') {
+    throw new ModelError(
+      'invalid-field',
+      'tokenizer_config.json has no chat_template, so R1 Coder cannot format a conversation for this model.',
+      'Use an R1-Distill model folder whose tokenizer_config.json has a chat_template (download the model again).',
+      tokenizer.configFile,
+    );
+  }
+  const cached = templates.get(tokenizer);
+  if (cached && cached.source === source) return cached.template;
+  try {
+    const template = new Template(source);
+    templates.set(tokenizer, { source, template });
+    return template;
+  } catch (e) {
+    throw new ModelError(
+      'invalid-field',
+      `The chat_template of tokenizer_config.json cannot be parsed (${e instanceof Error ? e.message : String(e)}).`,
+      'The file is probably damaged or not an R1-Distill tokenizer: download the model again.',
+      tokenizer.configFile,
+      { cause: e },
+    );
+  }
+}
+
+/** The answer part of an assistant message: whatever follows its last "</think>". */
+export function answerOnly(content: string): string {
+  const end = content.lastIndexOf('</think>');
+  if (end >= 0) return content.slice(end + '</think>'.length).replace(/^\s+/, '');
+  // Reasoning that never closed (a cancelled turn) has no answer.
+  if (/^\s*<think>/.test(content)) return '';
+  return content;
+}
+
+/**
+ * Renders the model's own chat template with @huggingface/jinja. No system prompt; ends in
+ * "<think>\n" (added when the template does not). Assistant turns carry answers only.
+ */
+export function renderChat(tokenizer: R1Tokenizer, turns: ChatTurn[]): string {
+  const template = compiledTemplate(tokenizer);
+  const messages = turns.map((t) => ({
+    role: t.role,
+    content: t.role === 'assistant' ? answerOnly(t.content) : t.content,
+  }));
+  let text: string;
+  try {
+    text = template.render({
+      messages,
+      bos_token: tokenizer.bosToken ?? '',
+      eos_token: tokenizer.eosToken ?? '',
+      add_generation_prompt: true,
+    });
+  } catch (e) {
+    throw new ModelError(
+      'invalid-field',
+      `The chat_template of tokenizer_config.json failed to render (${e instanceof Error ? e.message : String(e)}).`,
+      'The template does not accept a plain user/assistant conversation: use an R1-Distill model folder.',
+      tokenizer.configFile,
+      { cause: e },
+    );
+  }
+  if (text.endsWith(THINK_OPEN)) return text;
+  if (text.endsWith('<think>')) return `${text}\n`;
+  return text + THINK_OPEN;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Code presentation
+
+const FENCE_TAGS: Record<string, string> = {
+  typescriptreact: 'tsx',
+  javascriptreact: 'jsx',
+  shellscript: 'bash',
+  plaintext: '',
+  'objective-c': 'objc',
+  'objective-cpp': 'objcpp',
+};
+
+const EXTENSION_LANGUAGES: Record<string, string> = {
+  ts: 'typescript',
+  mts: 'typescript',
+  cts: 'typescript',
+  tsx: 'typescriptreact',
+  js: 'javascript',
+  mjs: 'javascript',
+  cjs: 'javascript',
+  jsx: 'javascriptreact',
+  py: 'python',
+  rs: 'rust',
+  go: 'go',
+  java: 'java',
+  kt: 'kotlin',
+  c: 'c',
+  h: 'c',
+  cc: 'cpp',
+  cpp: 'cpp',
+  hpp: 'cpp',
+  cs: 'csharp',
+  rb: 'ruby',
+  php: 'php',
+  swift: 'swift',
+  sh: 'shellscript',
+  bash: 'shellscript',
+  sql: 'sql',
+  lua: 'lua',
+  html: 'html',
+  css: 'css',
+  json: 'json',
+  yaml: 'yaml',
+  yml: 'yaml',
+  toml: 'toml',
+  md: 'markdown',
+};
+
+const HASH_COMMENT = new Set([
+  'python', 'ruby', 'shellscript', 'bash', 'sh', 'perl', 'r', 'yaml', 'toml', 'dockerfile',
+  'makefile', 'powershell', 'elixir', 'julia', 'coffeescript', 'nim', 'crystal', 'gdscript', 'ini',
+]);
+const DASH_COMMENT = new Set(['sql', 'lua', 'haskell', 'elm', 'ada']);
+const MARKUP_COMMENT = new Set(['html', 'xml', 'markdown', 'vue', 'svelte', 'xsl']);
+
+function languageOf(ctx: CodeContext): string {
+  if (ctx.language) return ctx.language;
+  const ext = ctx.filePath?.match(/\.([A-Za-z0-9]+)$/)?.[1]?.toLowerCase();
+  return (ext && EXTENSION_LANGUAGES[ext]) || '';
+}
+
+function fenceTag(language: string): string {
+  return FENCE_TAGS[language] ?? language;
+}
+
+/** A line that is a comment in the language (a marker for left-out code). */
+export function commentLine(language: string, text: string): string {
+  if (HASH_COMMENT.has(language)) return `# ${text}`;
+  if (DASH_COMMENT.has(language)) return `-- ${text}`;
+  if (MARKUP_COMMENT.has(language)) return `<!-- ${text} -->`;
+  if (language === 'css') return `/* ${text} */`;
+  return `// ${text}`;
+}
+
+/** A fence longer than any backtick run inside the code, so the code cannot close it. */
+function fenced(code: string, language: string): string {
+  let longest = 0;
+  for (const m of code.matchAll(/`+/g)) longest = Math.max(longest, m[0].length);
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return `${fence}${fenceTag(language)}\n${code.replace(/\s+$/, '')}\n${fence}`;
+}
+
+function splitLines(text: string): string[] {
+  return text.split(/\r?\n/);
+}
+
+function rangeLabel(start: number, end: number): string {
+  return start === end ? `line ${start}` : `lines ${start}-${end}`;
+}
+
+function formatDiagnostic(d: DiagnosticInfo): string {
+  const where = d.startLine === d.endLine ? `line ${d.startLine}` : `lines ${d.startLine}-${d.endLine}`;
+  const origin = [d.source, d.code].filter(Boolean).join(' ');
+  return `- ${where}, ${d.severity}${origin ? ` (${origin})` : ''}: ${d.message.replace(/\s+/g, ' ').trim()}`;
+}
+
+/**
+ * The lines of the file around the selection, nearest first. `keep` of them are shown; the rest is
+ * replaced by "… N lines omitted …" markers. The selection itself is shown apart, so a marker line
+ * stands in its place.
+ */
+class FileContext {
+  readonly lines: string[];
+  /** 0-based indexes of the context lines, nearest to the selection first. */
+  readonly order: number[];
+  readonly sel: { start: number; end: number } | undefined; // 0-based, inclusive
+
+  constructor(
+    fileText: string,
+    selection: { startLine: number; endLine: number } | undefined,
+    private readonly language: string,
+  ) {
+    this.lines = splitLines(fileText);
+    if (this.lines.length > 1 && this.lines[this.lines.length - 1] === '') this.lines.pop();
+    const n = this.lines.length;
+    if (selection) {
+      const start = Math.min(Math.max(selection.startLine, 1), n) - 1;
+      const end = Math.min(Math.max(selection.endLine, selection.startLine, 1), n) - 1;
+      this.sel = { start, end };
+    }
+    const dist = (i: number) => {
+      if (!this.sel) return i;
+      return i < this.sel.start ? this.sel.start - i : i - this.sel.end;
+    };
+    const idx: number[] = [];
+    for (let i = 0; i < n; i++) if (!this.sel || i < this.sel.start || i > this.sel.end) idx.push(i);
+    // Nearest first; at equal distance the line above comes first.
+    this.order = idx.sort((a, b) => dist(a) - dist(b) || a - b);
+  }
+
+  get total(): number {
+    return this.order.length;
+  }
+
+  /** The shown text with `keep` context lines, or undefined when nothing of the file is shown. */
+  render(keep: number): string | undefined {
+    if (keep <= 0) return undefined;
+    const kept = new Set(this.order.slice(0, keep));
+    const out: string[] = [];
+    let omitted = 0;
+    const flush = () => {
+      if (omitted > 0) out.push(commentLine(this.language, `… ${omitted} line${omitted === 1 ? '' : 's'} omitted …`));
+      omitted = 0;
+    };
+    for (let i = 0; i < this.lines.length; i++) {
+      if (this.sel && i === this.sel.start) {
+        flush();
+        out.push(
+          commentLine(
+            this.language,
+            `… ${rangeLabel(this.sel.start + 1, this.sel.end + 1)}: the selected code, shown below …`,
+          ),
+        );
+        i = this.sel.end;
+        continue;
+      }
+      if (kept.has(i)) {
+        flush();
+        out.push(this.lines[i]!);
+      } else {
+        omitted++;
+      }
+    }
+    flush();
+    return out.join('\n');
+  }
+
+  /** Line ranges (1-based) left out when `keep` lines are shown. */
+  omittedRanges(keep: number): string {
+    const kept = new Set(this.order.slice(0, Math.max(0, keep)));
+    const ranges: string[] = [];
+    let start = -1;
+    for (let i = 0; i <= this.lines.length; i++) {
+      const out = i < this.lines.length && !kept.has(i) && !(this.sel && i >= this.sel.start && i <= this.sel.end);
+      if (out && start < 0) start = i;
+      if (!out && start >= 0) {
+        ranges.push(start === i - 1 ? `${start + 1}` : `${start + 1}-${i}`);
+        start = -1;
+      }
+    }
+    return ranges.join(', ');
+  }
+
+  omittedText(keep: number): string {
+    const kept = new Set(this.order.slice(0, Math.max(0, keep)));
+    return this.order.filter((i) => !kept.has(i)).sort((a, b) => a - b).map((i) => this.lines[i]).join('\n');
+  }
+}
+
+interface Prepared {
+  kind: PromptRequest['kind'];
+  question: string;
+  language: string;
+  filePath: string | undefined;
+  code: string | undefined;
+  /** 1-based, inclusive, when known. */
+  range: { start: number; end: number } | undefined;
+  diagnostics: DiagnosticInfo[];
+  extra: string | undefined;
+  file: FileContext | undefined;
+}
+
+function prepare(req: PromptRequest): Prepared {
+  const ctx = req.context ?? {};
+  const language = languageOf(ctx);
+  const question = (req.question ?? '').trim();
+  let code = ctx.code;
+  let range = ctx.selection ? { start: ctx.selection.startLine, end: ctx.selection.endLine } : undefined;
+  if ((code === undefined || code === '') && ctx.fileText !== undefined && ctx.selection) {
+    const lines = splitLines(ctx.fileText);
+    code = lines.slice(ctx.selection.startLine - 1, ctx.selection.endLine).join('\n');
+  }
+  if (code !== undefined && code.trim() === '') code = undefined;
+  if (code === undefined) range = undefined;
+  if (req.kind === 'ask' && question === '') {
+    throw new ModelError('invalid-field', 'The question is empty.', 'Type a question to ask.');
+  }
+  if ((req.kind === 'fix' || req.kind === 'explain') && code === undefined) {
+    throw new ModelError(
+      'invalid-field',
+      `There is no code to ${req.kind}: the request has neither code nor a selection of the file.`,
+      `Select the code to ${req.kind} first.`,
+    );
+  }
+  let file: FileContext | undefined;
+  // The file is context only when it is more than the code already shown.
+  if (ctx.fileText !== undefined && ctx.fileText.trim() !== '' && ctx.fileText !== code) {
+    file = new FileContext(ctx.fileText, code !== undefined ? ctx.selection : undefined, language);
+    if (file.total === 0) file = undefined;
+  }
+  return {
+    kind: req.kind,
+    question,
+    language,
+    filePath: ctx.filePath,
+    code,
+    range,
+    diagnostics: ctx.diagnostics ?? [],
+    extra: ctx.extraContext?.trim() || undefined,
+    file,
+  };
+}
+
+function sourceLabel(p: Prepared): string {
+  const parts: string[] = [];
+  if (p.filePath) parts.push(`\`${p.filePath}\``);
+  if (p.language && p.language !== 'plaintext') parts.push(`(${p.language})`);
+  return parts.join(' ');
+}
+
+/** The user turn for a request, with `keep` lines of file context and optionally the extra context. */
+function userMessage(p: Prepared, keep: number, withExtra: boolean): string {
+  const blocks: string[] = [];
+  const src = sourceLabel(p);
+  const range = p.range ? rangeLabel(p.range.start, p.range.end) : undefined;
+  const where = [range ? `at ${range}` : '', src ? `of ${src}` : ''].filter(Boolean).join(' ') || 'below';
+
+  if (p.kind === 'fix') blocks.push(`Fix the code ${where}.`);
+  else if (p.kind === 'explain') blocks.push(`Explain the code ${where}.`);
+  else if (src) blocks.push(`I am working in ${src}.`);
+
+  const context = p.file?.render(keep);
+  if (context !== undefined) {
+    const label = p.code !== undefined ? 'Surrounding code in the file, for context only' : 'The file';
+    blocks.push(`${label}:\n${fenced(context, p.language)}`);
+  }
+  if (p.diagnostics.length > 0) {
+    blocks.push(`Problems reported in the file:\n${p.diagnostics.map(formatDiagnostic).join('\n')}`);
+  }
+  if (withExtra && p.extra) blocks.push(`Additional context:\n${p.extra}`);
+  if (p.code !== undefined) {
+    const head = p.kind === 'fix' ? 'Code to fix' : p.kind === 'explain' ? 'Code to explain' : 'Selected code';
+    blocks.push(`${head}${range ? ` (${range})` : ''}:\n${fenced(p.code, p.language)}`);
+  }
+
+  const tag = fenceTag(p.language);
+  switch (p.kind) {
+    case 'fix': {
+      if (p.question) blocks.push(`What to fix: ${p.question}`);
+      const scope = range ? `the corrected code for ${range} only` : 'the corrected version of this code only';
+      blocks.push(
+        `Reply with ${scope}, in a single \`\`\`${tag} code block that replaces exactly that code. ` +
+          'Keep the original indentation and leave the parts that are not broken unchanged. ' +
+          `Do not include any code from outside ${range ?? 'it'}. ` +
+          'After the code block, explain the fix in one or two sentences.',
+      );
+      break;
+    }
+    case 'explain':
+      if (p.question) blocks.push(`Focus on: ${p.question}`);
+      blocks.push(
+        'Explain concisely what this code does and how: one sentence of summary, then the key points as a short list. ' +
+          'Mention bugs or pitfalls only if you see real ones.',
+      );
+      break;
+    case 'ask':
+      blocks.push(`Question: ${p.question}`);
+      blocks.push(
+        (p.code !== undefined || context !== undefined || p.extra ? 'Answer the question, using the code above as context. ' : 'Answer the question. ') +
+          'Put any code in fenced code blocks with the language tag.',
+      );
+      break;
+  }
+  return blocks.join('\n\n');
+}
+
+function snippet(text: string, max = 60): string {
+  const one = text.replace(/\s+/g, ' ').trim();
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+}
+
+/**
+ * Builds ask/fix/explain prompts from typed input and fits them into contextWindow - maxNewTokens,
+ * dropping oldest turns, then far parts of the file, and reporting each drop. Throws
+ * ModelError('prompt-too-long') when it cannot fit.
+ */
+export function buildPrompt(
+  tokenizer: R1Tokenizer,
+  req: PromptRequest,
+  opts: { contextWindow: number; maxNewTokens: number },
+): { text: string; ids: number[]; truncation: TruncationNote[] } {
+  const p = prepare(req);
+  const budget = Math.floor(opts.contextWindow) - Math.floor(opts.maxNewTokens);
+  const tooLong = (needed: number | undefined) =>
+    new ModelError(
+      'prompt-too-long',
+      needed === undefined
+        ? `The context window (${opts.contextWindow} tokens) leaves no room for a prompt after reserving ${opts.maxNewTokens} tokens for the answer.`
+        : `The prompt needs ${needed} tokens, but the context window of ${opts.contextWindow} tokens leaves only ${budget} after reserving ${opts.maxNewTokens} for the answer, even with the earlier conversation and the file context left out.`,
+      'Select less code, or raise r1.generation.contextWindow (or lower r1.generation.maxNewTokens).',
+    );
+  if (budget <= 0) throw tooLong(undefined);
+
+  let history = (req.history ?? []).filter((t) => t.content.trim() !== '' || t.role === 'user');
+  let keep = p.file?.total ?? 0;
+  let withExtra = true;
+  const truncation: TruncationNote[] = [];
+
+  const measure = () => {
+    const text = renderChat(tokenizer, [...history, { role: 'user', content: userMessage(p, keep, withExtra) }]);
+    const ids = tokenizer.encode(text);
+    return { text, ids };
+  };
+  let cur = measure();
+
+  // 1. The oldest turns of the conversation, a question with its answer at a time.
+  while (cur.ids.length > budget && history.length > 0) {
+    const n = history[0]!.role === 'user' && history[1]?.role === 'assistant' ? 2 : 1;
+    const dropped = history.slice(0, n);
+    history = history.slice(n);
+    const next = measure();
+    const first = dropped[0]!;
+    truncation.push({
+      part: 'turn',
+      droppedTokens: cur.ids.length - next.ids.length,
+      detail:
+        n === 2
+          ? `Left out the oldest question of the conversation and its answer ("${snippet(first.content)}").`
+          : `Left out the oldest ${first.role === 'user' ? 'question' : 'answer'} of the conversation ("${snippet(first.content)}").`,
+    });
+    cur = next;
+  }
+
+  // 2. The lines of the file farthest from the selection: the most lines that fit.
+  if (cur.ids.length > budget && p.file && keep > 0) {
+    const file = p.file;
+    const fits = (k: number) => {
+      keep = k;
+      const m = measure();
+      return m.ids.length <= budget ? m : undefined;
+    };
+    let lo = 0; // largest count known to fit (0 is checked below)
+    let hi = file.total; // known not to fit
+    let best = fits(0);
+    if (best) {
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        const m = fits(mid);
+        if (m) {
+          lo = mid;
+          best = m;
+        } else {
+          hi = mid;
+        }
+      }
+    }
+    keep = best ? lo : 0;
+    const shown = keep;
+    const omittedLines = file.total - shown;
+    const droppedTokens = tokenizer.encode(file.omittedText(shown)).length;
+    truncation.push({
+      part: 'file-context',
+      droppedTokens,
+      detail:
+        shown === 0
+          ? `Left out the surrounding file${p.filePath ? ` ${p.filePath}` : ''} (${omittedLines} lines); only the selected code is sent.`
+          : `Left out ${omittedLines} of ${file.total} lines of ${p.filePath ?? 'the file'} far from the selection (lines ${file.omittedRanges(shown)}).`,
+    });
+    cur = best ?? measure();
+  }
+
+  // 3. The extra context.
+  if (cur.ids.length > budget && p.extra) {
+    withExtra = false;
+    const next = measure();
+    truncation.push({
+      part: 'extra-context',
+      droppedTokens: cur.ids.length - next.ids.length,
+      detail: 'Left out the additional context.',
+    });
+    cur = next;
+  }
+
+  if (cur.ids.length > budget) throw tooLong(cur.ids.length);
+  return { text: cur.text, ids: cur.ids, truncation };
+}
