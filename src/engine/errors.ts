@@ -13,7 +13,8 @@ export type ModelErrorCode =
   | 'provider-unavailable' // the requested execution provider cannot run here
   | 'prompt-too-long' // even after dropping context, the prompt does not fit
   | 'runtime' // ONNX Runtime failed while running
-  | 'busy'; // a generation is already running on this engine
+  | 'busy' // a generation is already running on this engine
+  | 'invalid-request'; // generation options or prompt ids that cannot be used
 
 export class ModelError extends Error {
   override readonly name = 'ModelError';

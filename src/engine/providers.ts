@@ -154,7 +154,11 @@ export async function createWithFallback<S>(
   );
 }
 
+/** The first meaningful line of an ONNX Runtime message, without source paths and assert text. */
 export function firstLine(s: string): string {
-  const line = s.split('\n').find((l) => l.trim() !== '') ?? s;
-  return line.trim().slice(0, 400);
+  let line = (s.split('\n').find((l) => l.trim() !== '') ?? s).trim();
+  const afterAssert = line.lastIndexOf(' was false. ');
+  if (afterAssert >= 0) line = line.slice(afterAssert + ' was false. '.length);
+  line = line.replace(/^\/\S+\.(cc|cpp|h):\d+\s+(\S+\s+)?/, '');
+  return line.slice(0, 400);
 }

@@ -1,0 +1,167 @@
+/**
+ * Command-line parsing for `r1` (node:util parseArgs), separate from running so it can be
+ * tested. Every mistake is a UsageError with a one-line message (exit code 2).
+ */
+import { parseArgs } from 'node:util';
+import type { GraphOptimizationLevel, ModelVariant, ProviderPreference } from '../engine/types';
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export const USAGE = `Usage:
+  r1 ask  --model DIR [options] "question"
+  r1 info --model DIR [--provider P] [--variant V] [--threads N] [--json]
+
+Options for ask:
+  --file F               a source file to ask about (its text is context)
+  --selection L1:L2      the lines of --file the question is about (1-based, inclusive)
+  --max-new-tokens N     most tokens generated, reasoning and answer together (default 4096)
+  --thinking-budget N    close the reasoning after N tokens and let the answer follow (0: none)
+  --temperature T        0 is greedy; default from generation_config.json (0.6 for R1)
+  --top-p P              nucleus sampling mass (default from generation_config.json, 0.95)
+  --top-k K              keep only the K most likely tokens (0: no limit)
+  --seed S               seed for reproducible sampling
+  --context-window N     prompt plus answer tokens (default 8192)
+  --json                 print one JSON object {status, reasoning, answer, codeBlocks, stats}
+Options for both:
+  --provider P           auto | cuda | dml | coreml | webgpu | cpu (default auto)
+  --variant V            auto | q4 | q4f16 | fp16 | fp32 | int8 | uint8 | quantized | bnb4 (default auto)
+  --threads N            CPU intra-op threads (0: ONNX Runtime decides)
+  --graph-opt L          disabled | basic | extended | all (default all)
+`;
+
+const PROVIDERS: readonly ProviderPreference[] = ['auto', 'cuda', 'dml', 'coreml', 'webgpu', 'cpu'];
+const VARIANTS: readonly (ModelVariant | 'auto')[] = ['auto', 'q4', 'q4f16', 'fp16', 'fp32', 'int8', 'uint8', 'quantized', 'bnb4'];
+const OPT_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
+
+export interface CommonArgs {
+  model: string;
+  provider: ProviderPreference;
+  variant: ModelVariant | 'auto';
+  threads?: number;
+  graphOptimizationLevel?: GraphOptimizationLevel;
+  json: boolean;
+}
+
+export interface AskArgs extends CommonArgs {
+  command: 'ask';
+  question: string;
+  file?: string;
+  selection?: { startLine: number; endLine: number };
+  maxNewTokens?: number;
+  thinkingBudget?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  contextWindow?: number;
+}
+
+export interface InfoArgs extends CommonArgs {
+  command: 'info';
+}
+
+export type CliArgs = AskArgs | InfoArgs | { command: 'help' };
+
+function int(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v.trim())) throw new UsageError(`--${name} must be an integer, got "${v}"`);
+  const n = Number(v);
+  if (n < min) throw new UsageError(`--${name} must be at least ${min}, got ${n}`);
+  return n;
+}
+
+function num(name: string, v: string | undefined, min: number, max: number, minExclusive = false): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${v}"`);
+  if (minExclusive ? n <= min : n < min) throw new UsageError(`--${name} must be ${minExclusive ? 'more than' : 'at least'} ${min}, got ${n}`);
+  if (n > max) throw new UsageError(`--${name} must be at most ${max}, got ${n}`);
+  return n;
+}
+
+function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
+  if (v === undefined) return dflt;
+  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  return v as T;
+}
+
+export function parseSelection(v: string): { startLine: number; endLine: number } {
+  const m = /^\s*(\d+)\s*(?:[:-]\s*(\d+)\s*)?$/.exec(v);
+  if (!m) throw new UsageError(`--selection must look like L1:L2 (1-based lines), got "${v}"`);
+  const startLine = Number(m[1]);
+  const endLine = m[2] !== undefined ? Number(m[2]) : startLine;
+  if (startLine < 1 || endLine < startLine) throw new UsageError(`--selection must have 1 <= L1 <= L2, got "${v}"`);
+  return { startLine, endLine };
+}
+
+export function parseCli(argv: readonly string[]): CliArgs {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') return { command: 'help' };
+  if (command !== 'ask' && command !== 'info') throw new UsageError(`unknown command "${command}" (expected ask or info)`);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...rest],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        model: { type: 'string', short: 'm' },
+        file: { type: 'string' },
+        selection: { type: 'string' },
+        'max-new-tokens': { type: 'string' },
+        'thinking-budget': { type: 'string' },
+        temperature: { type: 'string' },
+        'top-p': { type: 'string' },
+        'top-k': { type: 'string' },
+        seed: { type: 'string' },
+        'context-window': { type: 'string' },
+        provider: { type: 'string' },
+        variant: { type: 'string' },
+        threads: { type: 'string' },
+        'graph-opt': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]!);
+  }
+  const v = parsed.values;
+  if (v.help) return { command: 'help' };
+  if (!v.model) throw new UsageError('--model DIR is required');
+  const common: CommonArgs = {
+    model: v.model,
+    provider: oneOf('provider', v.provider, PROVIDERS, 'auto'),
+    variant: oneOf('variant', v.variant, VARIANTS, 'auto'),
+    threads: int('threads', v.threads, 0),
+    graphOptimizationLevel: v['graph-opt'] === undefined ? undefined : oneOf('graph-opt', v['graph-opt'], OPT_LEVELS, 'all'),
+    json: v.json === true,
+  };
+  if (command === 'info') {
+    if (parsed.positionals.length > 0) throw new UsageError(`info takes no question (got "${parsed.positionals[0]}")`);
+    for (const opt of ['file', 'selection', 'max-new-tokens', 'thinking-budget', 'temperature', 'top-p', 'top-k', 'seed', 'context-window'] as const) {
+      if (v[opt] !== undefined) throw new UsageError(`--${opt} applies to ask, not info`);
+    }
+    return { command: 'info', ...common };
+  }
+  const question = parsed.positionals.join(' ').trim();
+  if (question === '') throw new UsageError('ask needs a question, e.g. r1 ask --model DIR "what does this do?"');
+  if (v.selection !== undefined && v.file === undefined) throw new UsageError('--selection needs --file');
+  const args: AskArgs = {
+    command: 'ask',
+    ...common,
+    question,
+    file: v.file,
+    selection: v.selection !== undefined ? parseSelection(v.selection) : undefined,
+    maxNewTokens: int('max-new-tokens', v['max-new-tokens'], 1),
+    thinkingBudget: int('thinking-budget', v['thinking-budget'], 0),
+    temperature: num('temperature', v.temperature, 0, 100),
+    topP: num('top-p', v['top-p'], 0, 1, true),
+    topK: int('top-k', v['top-k'], 0),
+    seed: int('seed', v.seed, 0),
+    contextWindow: int('context-window', v['context-window'], 2),
+  };
+  return args;
+}

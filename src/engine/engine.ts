@@ -1,0 +1,277 @@
+/**
+ * R1Engine: loads a model folder once (config, tokenizer, the ONNX session on the best provider
+ * that works, a signature check and one validation step) and runs generations on it, one at a
+ * time.
+ */
+import { readdirSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ModelError } from './errors';
+import {
+  type GenerationContext,
+  checkPrompt,
+  resolveOptions,
+  runGeneration,
+} from './generate';
+import {
+  chooseVariant,
+  fileSize,
+  listVariants,
+  readGenerationConfig,
+  readModelConfig,
+  validateSignature,
+  type ValueMetadataLike,
+} from './modelFolder';
+import { buildPrompt } from './prompt';
+import {
+  type PlatformProbe,
+  createWithFallback,
+  firstLine,
+  isModelFileError,
+  planProviders,
+  probePlatform,
+} from './providers';
+import { DecoderSession } from './session';
+import { R1Tokenizer } from './tokenizer';
+import type {
+  ExecutionProvider,
+  GenerateOptions,
+  GenerationResult,
+  LoadOptions,
+  LoadProgress,
+  ModelInfo,
+  ModelVariant,
+  PromptRequest,
+  TruncationNote,
+} from './types';
+
+/** Test seams: a simulated platform or session factory. Not part of the public API. */
+export interface EngineInternals {
+  probe?: PlatformProbe;
+  createSession?: (file: string, options: ort.InferenceSession.SessionOptions) => Promise<ort.InferenceSession>;
+}
+
+interface Loaded {
+  session: ort.InferenceSession;
+  variant: ModelVariant;
+  file: string;
+}
+
+/** ONNX Runtime's session options for one provider. */
+export function sessionOptions(provider: ExecutionProvider, opts: LoadOptions): ort.InferenceSession.SessionOptions {
+  const o: ort.InferenceSession.SessionOptions = {
+    executionProviders: [provider],
+    graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
+    logSeverityLevel: 3,
+  };
+  if (opts.cpuThreads && opts.cpuThreads > 0) o.intraOpNumThreads = opts.cpuThreads;
+  return o;
+}
+
+/** Turns an ONNX Runtime load failure about the file into a ModelError naming it. */
+export function modelFileError(file: string, e: unknown): ModelError {
+  const msg = firstLine(e instanceof Error ? e.message : String(e));
+  if (/external data|_data|\.data/i.test(msg) && /exist|open|find|No such file|not found|fail/i.test(msg)) {
+    const dir = dirname(file);
+    let nearby = '';
+    try {
+      nearby = readdirSync(dir)
+        .filter((n) => n.startsWith(basename(file)) && n !== basename(file))
+        .join(', ');
+    } catch {
+      // ignore
+    }
+    return new ModelError(
+      'missing-file',
+      `the external weight file of ${basename(file)} is missing or unreadable (${msg})${nearby ? `; found next to it: ${nearby}` : ''}.`,
+      `Download ${basename(file)}_data (or ${basename(file)}.data) again into ${dir}.`,
+      file,
+      { cause: e },
+    );
+  }
+  return new ModelError(
+    'unreadable-file',
+    `ONNX Runtime cannot read the model file (${msg}).`,
+    'The file may be truncated; download it again.',
+    file,
+    { cause: e },
+  );
+}
+
+export class R1Engine {
+  private busy = false;
+  private disposed = false;
+
+  private constructor(
+    readonly info: ModelInfo,
+    readonly tokenizer: R1Tokenizer,
+    /** The decoder session (exposed for tests and the benchmark). */
+    readonly decoder: DecoderSession,
+    private readonly ctx: GenerationContext,
+  ) {}
+
+  static async load(opts: LoadOptions, internals: EngineInternals = {}): Promise<R1Engine> {
+    const t0 = performance.now();
+    const progress = (stage: LoadProgress['stage'], message: string, fraction?: number) => {
+      try {
+        opts.onProgress?.(fraction === undefined ? { stage, message } : { stage, message, fraction });
+      } catch {
+        // a failing progress listener must not break loading
+      }
+    };
+    if (!opts || typeof opts.modelDir !== 'string' || opts.modelDir === '') {
+      throw new ModelError('invalid-request', 'no model folder was given.', 'Set r1.model.path (or --model) to the model folder.');
+    }
+    const dir = resolve(opts.modelDir);
+    if (fileSize(dir) === undefined) {
+      throw new ModelError('missing-file', 'the model folder does not exist.', 'Set r1.model.path (or --model) to an existing model folder, or download the model.', dir);
+    }
+    progress('config', 'reading config.json and generation_config.json', 0);
+    const config = readModelConfig(dir);
+    const gen = readGenerationConfig(dir);
+    const notes: string[] = [];
+    if (!gen.present) notes.push('generation_config.json is absent: eos ids from config.json and tokenizer_config.json, sampling defaults from the engine.');
+
+    progress('tokenizer', 'reading tokenizer.json and tokenizer_config.json', 0.1);
+    const tokenizer = await R1Tokenizer.fromFolder(dir);
+
+    const variants = listVariants(dir);
+    // Fails early (before any provider work) when onnx/ holds no model or the variant is absent.
+    chooseVariant(dir, variants, opts.variant, 'cpu');
+    const probe = internals.probe ?? probePlatform();
+    const plan = planProviders(opts.provider, probe);
+    const create = internals.createSession ?? ((file, o) => ort.InferenceSession.create(file, o));
+
+    const { session: loaded, provider, attempts } = await createWithFallback<Loaded>(
+      plan,
+      async (p) => {
+        const variant = chooseVariant(dir, variants, opts.variant, p);
+        const file = variants.get(variant)!;
+        const size = fileSize(file) ?? 0;
+        if (size === 0) throw new ModelError('unreadable-file', `${basename(file)} is empty.`, 'The file may be truncated; download it again.', file);
+        progress('session', `creating the ${p} session for ${basename(file)} (${(size / 1e6).toFixed(1)} MB)`, 0.2);
+        try {
+          const session = await create(file, sessionOptions(p, opts));
+          return { session, variant, file };
+        } catch (e) {
+          const msg = e instanceof Error ? e.message : String(e);
+          if (isModelFileError(msg)) throw modelFileError(file, e);
+          throw e;
+        }
+      },
+    );
+    if (provider !== 'cpu') {
+      notes.push(
+        `The session was created with only the ${provider} provider listed; ONNX Runtime may still place nodes ${provider} cannot run (shape computations) on the CPU, and onnxruntime-node does not report node placement.`,
+      );
+    }
+
+    progress('validate', 'checking the graph against config.json', 0.8);
+    const { session, variant, file } = loaded;
+    let decoder: DecoderSession;
+    try {
+      const signature = validateSignature(
+        file,
+        session.inputMetadata as unknown as ValueMetadataLike[],
+        session.outputMetadata as unknown as ValueMetadataLike[],
+        config,
+      );
+      decoder = new DecoderSession(session, signature, config.vocabSize);
+      // One real step: catches what static metadata cannot (symbolic dims, kernels that fail).
+      const probeToken = tokenizer.bosTokenId ?? config.bosTokenId ?? 0;
+      await decoder.forward([probeToken]);
+      const dims = decoder.cacheDims();
+      if (dims.length !== 4 || dims[1] !== config.numKeyValueHeads || dims[2] !== 1 || dims[3] !== config.headDim) {
+        throw new ModelError(
+          'signature-mismatch',
+          `config.json says ${config.numKeyValueHeads} key/value heads of size ${config.headDim}, the graph's present.0.key has dims [${dims.join(', ')}].`,
+          'The ONNX file does not match config.json; download the model again.',
+          file,
+        );
+      }
+      decoder.reset();
+    } catch (e) {
+      await session.release().catch(() => undefined);
+      if (e instanceof ModelError) {
+        if (e.code === 'runtime') {
+          throw new ModelError('signature-mismatch', `a validation step failed: ${e.problem}`, 'The ONNX file does not match config.json; download the model again.', file, { cause: e });
+        }
+        throw e;
+      }
+      throw new ModelError('runtime', `validating the model failed: ${firstLine(String(e))}`, 'Download the model again.', file, { cause: e });
+    }
+
+    const eos = new Set<number>([...gen.eosTokenIds, ...tokenizer.eosTokenIds]);
+    if (!gen.present) for (const id of config.eosTokenIds) eos.add(id);
+    const info: ModelInfo = {
+      modelDir: dir,
+      config: {
+        modelType: config.modelType,
+        hiddenSize: config.hiddenSize,
+        numHiddenLayers: config.numHiddenLayers,
+        numAttentionHeads: config.numAttentionHeads,
+        numKeyValueHeads: config.numKeyValueHeads,
+        headDim: config.headDim,
+        vocabSize: config.vocabSize,
+        maxPositionEmbeddings: config.maxPositionEmbeddings,
+      },
+      variant,
+      modelFile: file,
+      availableVariants: [...variants.keys()],
+      provider,
+      attempts,
+      signature: decoder.signature,
+      eosTokenIds: [...eos].sort((a, b) => a - b),
+      generationDefaults: gen.defaults,
+      notes,
+      loadMs: Math.round(performance.now() - t0),
+    };
+    const ctx: GenerationContext = {
+      decoder,
+      tokenizer,
+      eosTokenIds: eos,
+      samplableVocab: Math.min(config.vocabSize, tokenizer.vocabSize),
+      vocabSize: config.vocabSize,
+      maxPositionEmbeddings: config.maxPositionEmbeddings,
+      provider,
+      variant,
+      defaults: gen.defaults,
+    };
+    progress('ready', `ready: ${variant} on ${provider}`, 1);
+    return new R1Engine(info, tokenizer, decoder, ctx);
+  }
+
+  /** Builds the prompt (dropping context to fit, reported in `truncation`) and generates. */
+  async generate(req: PromptRequest, opts: GenerateOptions = {}): Promise<GenerationResult> {
+    const o = resolveOptions(this.ctx, opts);
+    const { ids, truncation } = buildPrompt(this.tokenizer, req, { contextWindow: o.contextWindow, maxNewTokens: o.maxNewTokens });
+    return this.run(ids, opts, truncation);
+  }
+
+  /** Generates from prompt token ids; refuses prompts that do not fit the context window. */
+  generateFromIds(ids: number[], opts: GenerateOptions = {}): Promise<GenerationResult> {
+    return this.run(ids, opts, []);
+  }
+
+  private async run(ids: readonly number[], opts: GenerateOptions, truncation: TruncationNote[]): Promise<GenerationResult> {
+    if (this.disposed) throw new ModelError('invalid-request', 'the engine was disposed.', 'Load the model again.');
+    if (this.busy) {
+      throw new ModelError('busy', 'a generation is already running on this model.', 'Wait for it to finish or cancel it first.');
+    }
+    const o = resolveOptions(this.ctx, opts);
+    checkPrompt(ids, o, this.ctx.vocabSize);
+    this.busy = true;
+    try {
+      return await runGeneration(this.ctx, ids, o, opts, truncation);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.decoder.release().catch(() => undefined);
+  }
+}
+

@@ -1,0 +1,233 @@
+/**
+ * The generation loop on the merged decoder: chunked prefill, sampling, streaming through the
+ * tokenizer's stream decoder and the reasoning splitter, the thinking budget, eos and length
+ * stops, cancellation between steps, and the statistics of the run.
+ */
+import { extractCodeBlocks } from './codeBlocks';
+import { ModelError } from './errors';
+import { ReasoningSplitter } from './reasoning';
+import { Sampler } from './sampler';
+import type { DecoderSession } from './session';
+import type { R1Tokenizer } from './tokenizer';
+import type {
+  ExecutionProvider,
+  GenerateOptions,
+  GenerationResult,
+  GenerationStatus,
+  ModelVariant,
+  SamplingOptions,
+  StreamEvent,
+  TruncationNote,
+} from './types';
+
+export const DEFAULT_MAX_NEW_TOKENS = 4096;
+export const DEFAULT_CONTEXT_WINDOW = 8192;
+export const DEFAULT_PREFILL_CHUNK = 256;
+/** DeepSeek's recommendation for R1 distills, used when generation_config.json has none. */
+export const DEFAULT_TEMPERATURE = 0.6;
+export const DEFAULT_TOP_P = 0.95;
+
+export interface GenerationContext {
+  decoder: DecoderSession;
+  tokenizer: R1Tokenizer;
+  eosTokenIds: ReadonlySet<number>;
+  /** Token ids the sampler may pick: min(graph vocabulary, tokenizer vocabulary). */
+  samplableVocab: number;
+  /** The graph's vocabulary (embedding rows): prompt ids must be below it. */
+  vocabSize: number;
+  maxPositionEmbeddings: number;
+  provider: ExecutionProvider;
+  variant: ModelVariant;
+  defaults: SamplingOptions & { maxNewTokens?: number };
+}
+
+/** Gives the event loop a turn (timers, IPC, an abort from elsewhere). Costs a few microseconds. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export interface ResolvedOptions {
+  maxNewTokens: number;
+  contextWindow: number;
+  prefillChunkSize: number;
+  thinkingBudget: number;
+  stopOnEos: boolean;
+  sampling: Required<Pick<SamplingOptions, 'temperature' | 'topP' | 'topK'>> & { seed?: number };
+}
+
+function checkInt(name: string, v: number | undefined, min: number): void {
+  if (v === undefined) return;
+  if (!Number.isInteger(v) || v < min) {
+    throw new ModelError('invalid-request', `${name} must be an integer >= ${min}, got ${v}.`, `Pass a valid ${name}.`);
+  }
+}
+
+/** Applies defaults (options, then generation_config.json, then the engine's) and checks ranges. */
+export function resolveOptions(ctx: Pick<GenerationContext, 'maxPositionEmbeddings' | 'defaults'>, opts: GenerateOptions = {}): ResolvedOptions {
+  checkInt('maxNewTokens', opts.maxNewTokens, 1);
+  checkInt('contextWindow', opts.contextWindow, 2);
+  checkInt('prefillChunkSize', opts.prefillChunkSize, 1);
+  checkInt('thinkingBudget', opts.thinkingBudget, 0);
+  checkInt('topK', opts.topK, 0);
+  const temperature = opts.temperature ?? ctx.defaults.temperature ?? DEFAULT_TEMPERATURE;
+  const topP = opts.topP ?? ctx.defaults.topP ?? DEFAULT_TOP_P;
+  if (!(temperature >= 0 && temperature <= 100)) throw new ModelError('invalid-request', `temperature must be >= 0, got ${temperature}.`, 'Pass a temperature between 0 and 2.');
+  if (!(topP > 0 && topP <= 1)) throw new ModelError('invalid-request', `topP must be in (0, 1], got ${topP}.`, 'Pass a top-p between 0.01 and 1.');
+  return {
+    maxNewTokens: opts.maxNewTokens ?? ctx.defaults.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS,
+    contextWindow: Math.min(opts.contextWindow ?? DEFAULT_CONTEXT_WINDOW, ctx.maxPositionEmbeddings),
+    prefillChunkSize: opts.prefillChunkSize ?? DEFAULT_PREFILL_CHUNK,
+    thinkingBudget: opts.thinkingBudget ?? 0,
+    stopOnEos: opts.stopOnEos ?? true,
+    sampling: { temperature, topP, topK: opts.topK ?? ctx.defaults.topK ?? 0, seed: opts.seed },
+  };
+}
+
+/** Refuses prompts that cannot run: empty, unknown ids, or not fitting the context window. */
+export function checkPrompt(ids: readonly number[], o: ResolvedOptions, vocab: number): void {
+  if (ids.length === 0) throw new ModelError('invalid-request', 'the prompt is empty.', 'Pass at least one token.');
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+      throw new ModelError('invalid-request', `the prompt holds token id ${id}, outside the vocabulary (0..${vocab - 1}).`, 'Encode the prompt with this model\'s tokenizer.');
+    }
+  }
+  if (ids.length + o.maxNewTokens > o.contextWindow) {
+    throw new ModelError(
+      'prompt-too-long',
+      `the prompt has ${ids.length} tokens and up to ${o.maxNewTokens} new tokens are allowed: ${ids.length + o.maxNewTokens} is more than the context window of ${o.contextWindow} tokens.`,
+      'Shorten the request, lower maxNewTokens (r1.generation.maxNewTokens) or raise the context window (r1.generation.contextWindow).',
+    );
+  }
+}
+
+/** Runs one generation from prompt ids. Never throws for cancellation or runtime failures (status tells). */
+export async function runGeneration(
+  ctx: GenerationContext,
+  promptIds: readonly number[],
+  o: ResolvedOptions,
+  opts: GenerateOptions,
+  truncation: TruncationNote[],
+): Promise<GenerationResult> {
+  const { decoder, tokenizer } = ctx;
+  const sampler = new Sampler(o.sampling);
+  const splitter = new ReasoningSplitter();
+  let stream = tokenizer.createStreamDecoder();
+  const signal = opts.signal;
+  const onEvent = opts.onEvent;
+  let reasoningTokens = 0;
+  let answerTokens = 0;
+  let newTokens = 0;
+  let thinkingBudgetHit = false;
+  let status: GenerationStatus = 'complete';
+  let error: string | undefined;
+  let timeToFirstTokenMs = 0;
+  let prefillMs = 0;
+  let tFirst = 0;
+  let tEnd = 0;
+  let decodeSteps = 0;
+
+  const emit = (events: StreamEvent[]) => {
+    if (!onEvent) return;
+    for (const ev of events) if (ev.text) onEvent(ev);
+  };
+  const pushText = (text: string) => {
+    if (text) emit(splitter.push(text));
+  };
+
+  const t0 = performance.now();
+  decoder.reset();
+  try {
+    if (signal?.aborted) {
+      status = 'cancelled';
+    } else {
+      let logits = await decoder.prefill(promptIds, o.prefillChunkSize, async () => {
+        await yieldToEventLoop();
+      });
+      prefillMs = performance.now() - t0;
+      for (;;) {
+        const tok = sampler.sample(logits, ctx.samplableVocab);
+        newTokens++;
+        if (newTokens === 1) {
+          tFirst = performance.now();
+          timeToFirstTokenMs = tFirst - t0;
+        }
+        if (o.stopOnEos && ctx.eosTokenIds.has(tok)) {
+          status = 'complete';
+          break;
+        }
+        if (splitter.inAnswer) answerTokens++;
+        else reasoningTokens++;
+        pushText(stream.push(tok));
+        const next = [tok];
+        if (o.thinkingBudget > 0 && !thinkingBudgetHit && !splitter.inAnswer && reasoningTokens >= o.thinkingBudget) {
+          // Close the reasoning ourselves: the model reads "</think>\n\n" as its own output.
+          thinkingBudgetHit = true;
+          pushText(stream.flush());
+          stream = tokenizer.createStreamDecoder();
+          const closing = '</think>\n\n';
+          const forced = tokenizer.encode(closing);
+          next.push(...forced);
+          newTokens += forced.length;
+          pushText(closing);
+        }
+        if (newTokens >= o.maxNewTokens) {
+          status = 'length';
+          break;
+        }
+        if (decoder.pastLength + next.length > o.contextWindow) {
+          status = 'length';
+          break;
+        }
+        if (signal?.aborted) {
+          status = 'cancelled';
+          break;
+        }
+        await yieldToEventLoop();
+        if (signal?.aborted) {
+          status = 'cancelled';
+          break;
+        }
+        logits = await decoder.forward(next);
+        decodeSteps++;
+      }
+    }
+  } catch (e) {
+    status = 'error';
+    error = e instanceof Error ? e.message : String(e);
+  }
+  tEnd = performance.now();
+  try {
+    pushText(stream.flush());
+    emit(splitter.end());
+  } catch (e) {
+    if (status !== 'error') {
+      status = 'error';
+      error = e instanceof Error ? e.message : String(e);
+    }
+  }
+  const answer = splitter.answer;
+  const result: GenerationResult = {
+    status,
+    reasoning: splitter.reasoning,
+    answer,
+    codeBlocks: extractCodeBlocks(answer),
+    stats: {
+      promptTokens: promptIds.length,
+      reasoningTokens,
+      answerTokens,
+      timeToFirstTokenMs: round(timeToFirstTokenMs),
+      prefillTokensPerSecond: prefillMs > 0 ? round((promptIds.length * 1000) / prefillMs) : 0,
+      decodeTokensPerSecond: decodeSteps > 0 && tEnd > tFirst ? round((decodeSteps * 1000) / (tEnd - tFirst)) : 0,
+      provider: ctx.provider,
+      variant: ctx.variant,
+      thinkingBudgetHit,
+    },
+    truncation,
+  };
+  if (error !== undefined) result.error = error;
+  return result;
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
