@@ -4,6 +4,7 @@
  * vscode-eslint does. The direction is written above each.
  */
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
+import type { ChatTurn, DiagnosticInfo, GenerationResult, ModelInfo, PromptKind } from '../engine/types';
 
 /** What the server is doing; shown by the client's status item. */
 export type ServerState =
@@ -38,3 +39,124 @@ export namespace StateNotification {
   export type Params = ServerState;
   export const type = new NotificationType<Params>(method);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Generation: ask, fix and explain. The client sends one request per run; the server streams
+// text as notifications keyed by the request id and answers the request with the final result.
+// LSP cancellation ($/cancelRequest) stops the run within one decode step.
+// ---------------------------------------------------------------------------------------------
+
+
+/** A position in a document, 0-based as in LSP. */
+export interface LinePosition {
+  line: number;
+  character: number;
+}
+export interface LineRange {
+  start: LinePosition;
+  end: LinePosition;
+}
+
+/** The document a request is about, pinned to the version it was computed from. */
+export interface DocumentSnapshot {
+  uri: string;
+  version: number;
+  languageId: string;
+  /** Workspace-relative path when there is one, for the prompt and the view's header. */
+  path: string;
+}
+
+export interface GenerateParams {
+  /** Chosen by the client; keys the stream notifications and the view's exchange. */
+  requestId: string;
+  document?: DocumentSnapshot;
+  /** The selected range, or the target range of a fix. */
+  range?: LineRange;
+  question?: string;
+  /** The code of `range` (or of the whole file when nothing is selected). */
+  code?: string;
+  /** Bounded text around the range, and the 1-based line where it starts in the document. */
+  fileContext?: { text: string; startLine: number };
+  diagnostics?: DiagnosticInfo[];
+  extraContext?: string;
+  /** Earlier turns of the conversation: answers only, never reasoning. */
+  history?: ChatTurn[];
+}
+
+export interface GenerateResult extends GenerationResult {
+  requestId: string;
+}
+
+function generateRequest(kind: PromptKind) {
+  return new RequestType<GenerateParams, GenerateResult, GenerateError>(`r1/${kind}`);
+}
+
+/** Error data attached to a failed generate request, so the client can offer the right action. */
+export interface GenerateError {
+  kind: 'no-model' | 'model-error' | 'internal';
+  /** ModelError code when kind is 'model-error'. */
+  code?: string;
+  file?: string;
+}
+
+/** client → server: answer a question about code. */
+export namespace AskRequest {
+  export const method = 'r1/ask' as const;
+  export const type = generateRequest('ask');
+}
+/** client → server: propose a fix; the answer's code block becomes a proposed edit. */
+export namespace FixRequest {
+  export const method = 'r1/fix' as const;
+  export const type = generateRequest('fix');
+}
+/** client → server: explain code. */
+export namespace ExplainRequest {
+  export const method = 'r1/explain' as const;
+  export const type = generateRequest('explain');
+}
+
+/** server → client: streamed text of a running request. */
+export namespace StreamNotification {
+  export const method = 'r1/stream' as const;
+  export interface Params {
+    requestId: string;
+    kind: 'reasoning' | 'answer';
+    text: string;
+    reasoningTokens: number;
+    answerTokens: number;
+  }
+  export const type = new NotificationType<Params>(method);
+}
+
+/** server → client: where a request is in its life before it streams. */
+export namespace RequestProgressNotification {
+  export const method = 'r1/requestProgress' as const;
+  export type Params =
+    | { requestId: string; phase: 'queued'; position: number }
+    | { requestId: string; phase: 'loading-model'; message: string }
+    | { requestId: string; phase: 'running'; provider: string };
+  export const type = new NotificationType<Params>(method);
+}
+
+/** client → server: load and validate a model folder without switching to it (R1: Select Model). */
+export namespace ValidateModelRequest {
+  export const method = 'r1/validateModel' as const;
+  export interface Params {
+    modelDir: string;
+  }
+  export type Result = { ok: true; info: ModelInfo } | { ok: false; message: string; code?: string; file?: string };
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** client → server: the loaded model's info (loads it when needed). */
+export namespace ModelInfoRequest {
+  export const method = 'r1/modelInfo' as const;
+  export type Result = ModelInfo | null;
+  export const type = new RequestType<void, Result, void>(method);
+}
+
+/** Error codes of r1/* requests (JSON-RPC server-defined range). */
+export const R1ErrorCodes = {
+  NoModel: -32001,
+  ModelError: -32002,
+} as const;

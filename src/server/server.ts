@@ -2,15 +2,51 @@
  * The R1 language server: a separate Node process that owns the inference engine, because
  * onnxruntime-node's session creation and `run()` block their thread. The client starts it
  * through vscode-languageclient over IPC (`--node-ipc`).
+ *
+ * Requests r1/ask, r1/fix and r1/explain run one at a time (EngineHost's queue); their text
+ * streams back as r1/stream notifications keyed by request id, and LSP cancellation aborts the
+ * engine within one decode step.
  */
-import { createConnection, ProposedFeatures, TextDocumentSyncKind } from 'vscode-languageserver/node';
-import { PingRequest, StateNotification, type ServerState } from '../protocol/server';
+import { existsSync } from 'node:fs';
+import {
+  createConnection,
+  DidChangeConfigurationNotification,
+  ProposedFeatures,
+  ResponseError,
+  TextDocumentSyncKind,
+  type CancellationToken,
+  type WorkDoneProgressReporter,
+} from 'vscode-languageserver/node';
+import { R1Engine } from '../engine';
+import { isModelError } from '../engine/errors';
+import type { GenerationResult, PromptKind, PromptRequest } from '../engine/types';
+import {
+  AskRequest,
+  ExplainRequest,
+  FixRequest,
+  ModelInfoRequest,
+  PingRequest,
+  R1ErrorCodes,
+  RequestProgressNotification,
+  StateNotification,
+  StreamNotification,
+  ValidateModelRequest,
+  type GenerateError,
+  type GenerateParams,
+  type GenerateResult,
+  type ServerState,
+} from '../protocol/server';
+import { CANCELLED_BEFORE_START, EngineHost, NoModelError, type ServerSettings } from './engineHost';
+import { sanitizeSettings } from './settings';
 
 const startedAt = Date.now();
 const connection = createConnection(ProposedFeatures.all);
 
 let serverVersion = '0.0.0';
+/** Where R1: Download Model puts the default model; used when r1.model.path is empty. */
+let defaultModelDir: string | undefined;
 let state: ServerState = { kind: 'starting' };
+let loadProgress: WorkDoneProgressReporter | undefined;
 
 function setState(next: ServerState): void {
   state = next;
@@ -25,9 +61,55 @@ process.on('unhandledRejection', (reason) => {
   connection.console.error(`Unhandled rejection in the R1 server: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
 });
 
+const host = new EngineHost((opts) => R1Engine.load(opts), {
+  onLoading(message, fraction) {
+    setState({ kind: 'loading', message, fraction });
+    loadProgress?.report(fraction !== undefined ? Math.round(fraction * 100) : 0, message);
+  },
+  onLoaded(info) {
+    connection.console.info(
+      `Model loaded in ${info.loadMs.toFixed(0)} ms: ${info.modelFile} (${info.variant}) on ${info.provider}.` +
+        info.attempts
+          .filter((a) => !a.ok)
+          .map((a) => ` ${a.provider} not used: ${a.reason ?? 'unknown reason'}.`)
+          .join(''),
+    );
+    setState({ kind: 'ready', provider: info.provider, variant: info.variant, model: info.modelDir });
+  },
+  onLoadFailed(message) {
+    connection.console.error(`The model failed to load: ${message}`);
+    setState({ kind: 'error', message });
+  },
+  onQueueChanged(running, queued) {
+    queued.forEach((requestId, i) => void connection.sendNotification(RequestProgressNotification.type, { requestId, phase: 'queued', position: i + 1 }));
+    const info = host.loadedInfo;
+    if (running && info) setState({ kind: 'generating', provider: info.provider, queued: queued.length });
+    else if (!running && info && state.kind === 'generating') setState({ kind: 'ready', provider: info.provider, variant: info.variant, model: info.modelDir });
+  },
+});
+
+async function pullSettings(): Promise<ServerSettings> {
+  const raw: unknown = await connection.workspace.getConfiguration('r1');
+  return sanitizeSettings(raw, (m) => connection.console.warn(m));
+}
+
+function resolveModelDir(settings: ServerSettings): string {
+  const dir = settings.modelPath || defaultModelDir;
+  if (!dir) throw new NoModelError('No model is configured: download the default model or choose a model folder.');
+  if (!existsSync(dir)) {
+    throw new NoModelError(
+      settings.modelPath
+        ? `The model folder ${settings.modelPath} (r1.model.path) does not exist.`
+        : 'The default model has not been downloaded yet.',
+    );
+  }
+  return dir;
+}
+
 connection.onInitialize((params) => {
-  const options = (params.initializationOptions ?? {}) as { extensionVersion?: unknown };
+  const options = (params.initializationOptions ?? {}) as { extensionVersion?: unknown; defaultModelDir?: unknown };
   if (typeof options.extensionVersion === 'string') serverVersion = options.extensionVersion;
+  if (typeof options.defaultModelDir === 'string') defaultModelDir = options.defaultModelDir;
   return {
     capabilities: { textDocumentSync: TextDocumentSyncKind.None },
     serverInfo: { name: 'R1 Coder', version: serverVersion },
@@ -36,7 +118,38 @@ connection.onInitialize((params) => {
 
 connection.onInitialized(() => {
   connection.console.info(`R1 server ${serverVersion} started (pid ${process.pid}, node ${process.version}).`);
-  setState({ kind: 'no-model', message: 'No model loaded yet.' });
+  void connection.client.register(DidChangeConfigurationNotification.type, { section: 'r1' });
+  void pullSettings().then(
+    (s) => {
+      try {
+        const dir = resolveModelDir(s);
+        setState({ kind: 'no-model', message: `The model in ${dir} loads on first use.` });
+      } catch (e) {
+        setState({ kind: 'no-model', message: (e as Error).message });
+      }
+    },
+    () => setState({ kind: 'no-model', message: 'No model loaded yet.' }),
+  );
+});
+
+// A model setting changed: reload now when a model was loaded, so the next request finds it ready.
+connection.onDidChangeConfiguration(() => {
+  void (async () => {
+    const settings = await pullSettings();
+    let dir: string;
+    try {
+      dir = resolveModelDir(settings);
+    } catch (e) {
+      if (host.loadedInfo) await host.dispose();
+      setState({ kind: 'no-model', message: (e as Error).message });
+      return;
+    }
+    if (!host.needsReload(settings, dir)) return;
+    connection.console.info('A model setting changed: reloading the model.');
+    await host.enqueue('settings-reload', new AbortController().signal, () => host.engineFor(settings, dir)).catch(() => {
+      // onLoadFailed has logged it and set the error state.
+    });
+  })();
 });
 
 connection.onRequest(PingRequest.type, (params) => ({
@@ -46,5 +159,133 @@ connection.onRequest(PingRequest.type, (params) => ({
   uptimeMs: Date.now() - startedAt,
   state,
 }));
+
+function toPromptRequest(kind: PromptKind, p: GenerateParams): PromptRequest {
+  return {
+    kind,
+    question: p.question,
+    history: p.history,
+    context: {
+      filePath: p.document?.path,
+      language: p.document?.languageId,
+      code: p.code,
+      selection: p.range ? { startLine: p.range.start.line + 1, endLine: p.range.end.line + 1 } : undefined,
+      fileText: p.fileContext?.text,
+      diagnostics: p.diagnostics,
+      extraContext: p.extraContext,
+    },
+  };
+}
+
+function emptyResult(status: GenerationResult['status']): GenerationResult {
+  const info = host.loadedInfo;
+  return {
+    status,
+    reasoning: '',
+    answer: '',
+    codeBlocks: [],
+    truncation: [],
+    stats: {
+      promptTokens: 0,
+      reasoningTokens: 0,
+      answerTokens: 0,
+      timeToFirstTokenMs: 0,
+      prefillTokensPerSecond: 0,
+      decodeTokensPerSecond: 0,
+      provider: info?.provider ?? 'cpu',
+      variant: info?.variant ?? 'q4',
+      thinkingBudgetHit: false,
+    },
+  };
+}
+
+function toResponseError(e: unknown): ResponseError<GenerateError> {
+  if (e instanceof NoModelError) return new ResponseError(R1ErrorCodes.NoModel, e.message, { kind: 'no-model' });
+  if (isModelError(e)) return new ResponseError(R1ErrorCodes.ModelError, e.message, { kind: 'model-error', code: e.code, file: e.file });
+  const message = e instanceof Error ? e.message : String(e);
+  connection.console.error(`Request failed: ${e instanceof Error ? (e.stack ?? message) : message}`);
+  return new ResponseError(R1ErrorCodes.ModelError, `R1 failed: ${message}`, { kind: 'internal' });
+}
+
+async function generate(kind: PromptKind, params: GenerateParams, token: CancellationToken): Promise<GenerateResult | ResponseError<GenerateError>> {
+  const { requestId } = params;
+  const controller = new AbortController();
+  token.onCancellationRequested(() => controller.abort());
+  try {
+    const settings = await pullSettings();
+    const modelDir = resolveModelDir(settings);
+    const outcome = await host.enqueue(requestId, controller.signal, async () => {
+      if (!host.loadedInfo || host.needsReload(settings, modelDir)) {
+        void connection.sendNotification(RequestProgressNotification.type, { requestId, phase: 'loading-model', message: 'Loading the model…' });
+        loadProgress = await connection.window.createWorkDoneProgress();
+        loadProgress.begin('R1: loading the model', 0, undefined, false);
+      }
+      let engine;
+      try {
+        engine = await host.engineFor(settings, modelDir);
+      } finally {
+        loadProgress?.done();
+        loadProgress = undefined;
+      }
+      void connection.sendNotification(RequestProgressNotification.type, { requestId, phase: 'running', provider: engine.info.provider });
+      let reasoningTokens = 0;
+      let answerTokens = 0;
+      let firstAt = 0;
+      let lastStateAt = 0;
+      return engine.generate(toPromptRequest(kind, params), {
+        maxNewTokens: settings.maxNewTokens,
+        thinkingBudget: settings.thinkingBudget > 0 ? settings.thinkingBudget : undefined,
+        temperature: settings.temperature,
+        topP: settings.topP,
+        contextWindow: settings.contextWindow,
+        signal: controller.signal,
+        onEvent: (event) => {
+          if (event.kind === 'reasoning') reasoningTokens++;
+          else answerTokens++;
+          const now = Date.now();
+          firstAt ||= now;
+          void connection.sendNotification(StreamNotification.type, { requestId, kind: event.kind, text: event.text, reasoningTokens, answerTokens });
+          if (now - lastStateAt > 500) {
+            lastStateAt = now;
+            const seconds = (now - firstAt) / 1000;
+            const tokensPerSecond = seconds > 0.2 ? (reasoningTokens + answerTokens) / seconds : undefined;
+            setState({ kind: 'generating', provider: engine.info.provider, tokensPerSecond, queued: host.queuedIds.length });
+          }
+        },
+      });
+    });
+    const result = outcome === CANCELLED_BEFORE_START ? emptyResult('cancelled') : outcome;
+    return { ...result, requestId };
+  } catch (e) {
+    return toResponseError(e);
+  }
+}
+
+connection.onRequest(AskRequest.type, (params, token) => generate('ask', params, token));
+connection.onRequest(FixRequest.type, (params, token) => generate('fix', params, token));
+connection.onRequest(ExplainRequest.type, (params, token) => generate('explain', params, token));
+
+connection.onRequest(ValidateModelRequest.type, async ({ modelDir }) => {
+  const settings = await pullSettings();
+  try {
+    const engine = await R1Engine.load({ modelDir, variant: settings.variant, provider: settings.provider, cpuThreads: settings.cpuThreads || undefined });
+    const info = engine.info;
+    await engine.dispose();
+    return { ok: true as const, info };
+  } catch (e) {
+    if (isModelError(e)) return { ok: false as const, message: e.message, code: e.code, file: e.file };
+    return { ok: false as const, message: e instanceof Error ? e.message : String(e) };
+  }
+});
+
+connection.onRequest(ModelInfoRequest.type, async () => {
+  if (host.loadedInfo) return host.loadedInfo;
+  const settings = await pullSettings();
+  const dir = resolveModelDir(settings);
+  const engine = await host.enqueue('model-info', new AbortController().signal, () => host.engineFor(settings, dir));
+  return engine === CANCELLED_BEFORE_START ? null : engine.info;
+});
+
+connection.onShutdown(() => host.dispose());
 
 connection.listen();

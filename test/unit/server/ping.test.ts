@@ -5,7 +5,7 @@ import { startServer, type RunningServer } from './lspClient';
 
 let server: RunningServer;
 before(async () => {
-  server = await startServer({ extensionVersion: '1.2.3-test' });
+  server = await startServer({ initializationOptions: { extensionVersion: '1.2.3-test' } });
 });
 after(async () => {
   await server.stop();
