@@ -1,0 +1,623 @@
+/**
+ * Messages between the extension host and the Reasoning view (the `r1.trace` webview), and the
+ * pure logic both sides share: the exchange record, the reducer that applies host notifications
+ * to it, the HTML shell with its Content Security Policy, link classification and the export.
+ *
+ * Shape, as in Continue's protocol: webview → host messages are requests, typed by a map of
+ * request name → [params, reply]. Every request carries a `requestId` and gets exactly one reply
+ * or one error. Host → webview messages are notifications (no reply).
+ *
+ * This file is bundled into both the extension host and the webview: it imports nothing from
+ * `vscode`, Node or the DOM.
+ */
+import { createTwoFilesPatch } from 'diff';
+
+// ───────────────────────────── the exchange ─────────────────────────────
+
+/** What started an exchange. */
+export type ExchangeCommand = 'ask' | 'fix' | 'explain' | 'followUp';
+
+/** A file as the view shows it. */
+export interface FileRef {
+  /** `vscode.Uri.toString()`; the host resolves it, the webview only passes it back. */
+  uri: string;
+  /** What the view prints: a workspace-relative path where there is one. */
+  label: string;
+  /** VS Code language id, used to highlight code (e.g. `typescript`). */
+  languageId?: string;
+}
+
+/** 1-based, inclusive lines. */
+export interface LineRange {
+  startLine: number;
+  endLine: number;
+}
+
+/** What the client knows when a request starts. */
+export interface ExchangeInfo {
+  id: string;
+  command: ExchangeCommand;
+  /** The user's words (or the command's instruction), as the view shows them. */
+  prompt: string;
+  /**
+   * The user turn exactly as it went to the model (prompt plus code context), when it differs
+   * from `prompt`. Follow-ups replay it; absent, `prompt` is replayed.
+   */
+  userTurn?: string;
+  file?: FileRef;
+  selection?: LineRange;
+  /** The exchange this one follows up; the conversation is the chain of parents. */
+  parentId?: string;
+  /** Host clock, ms since the epoch. */
+  createdAt: number;
+}
+
+export type ExchangeStatus = 'queued' | 'generating' | 'complete' | 'cancelled' | 'length' | 'error';
+
+export type ProposalState = 'pending' | 'accepted' | 'rejected';
+
+/** An edit the model proposes: `original` (the text at `startLine..` in `file`) becomes `proposed`. */
+export interface Proposal {
+  file: FileRef;
+  /** 1-based line of the first line of `original` in the file. */
+  startLine: number;
+  original: string;
+  proposed: string;
+}
+
+export interface ProposalRecord extends Proposal {
+  state: ProposalState;
+  /** Why the last accept/reject/review failed, shown next to the buttons. */
+  message?: string;
+}
+
+export interface ExchangeStats {
+  promptTokens?: number;
+  reasoningTokens: number;
+  answerTokens: number;
+  /** Decode speed. */
+  tokensPerSecond?: number;
+  timeToFirstTokenMs?: number;
+  /** Execution provider really used (`cpu`, `cuda`, …). */
+  provider?: string;
+  /** ONNX variant (`q4`, …). */
+  variant?: string;
+}
+
+/** What the prompt builder dropped to fit the context window. */
+export interface TruncationNote {
+  part: string;
+  droppedTokens: number;
+  detail: string;
+}
+
+/** One request and everything the view shows for it. This is also what history persists. */
+export interface ExchangeRecord {
+  info: ExchangeInfo;
+  status: ExchangeStatus;
+  /** 1 = next to run. Set while `status` is `queued`. */
+  queuePosition?: number;
+  /** When generation really began (after the queue), host clock. */
+  runningSince?: number;
+  finishedAt?: number;
+  reasoning: string;
+  answer: string;
+  reasoningTokens: number;
+  answerTokens: number;
+  /** The thinking budget closed the reasoning. */
+  budgetHit: boolean;
+  proposal?: ProposalRecord;
+  stats?: ExchangeStats;
+  error?: string;
+  truncation?: TruncationNote[];
+}
+
+export function isRunning(r: ExchangeRecord): boolean {
+  return r.status === 'queued' || r.status === 'generating';
+}
+
+// ───────────────────────────── notifications: host → webview ─────────────────────────────
+
+export interface HostNotifications {
+  /** A new exchange; the view appends it. */
+  'exchange/started': { info: ExchangeInfo; queuePosition?: number; at: number };
+  /** The exchange waits behind others. */
+  'exchange/queued': { id: string; position: number };
+  /** The exchange left the queue and the model works on it. */
+  'exchange/running': { id: string; at: number };
+  /** Streamed text, with the running token counts of the exchange. */
+  'exchange/delta': {
+    id: string;
+    kind: 'reasoning' | 'answer';
+    text: string;
+    reasoningTokens: number;
+    answerTokens: number;
+    /** Set once the thinking budget closed the reasoning. */
+    budgetHit?: boolean;
+  };
+  'exchange/proposal': { id: string; proposal: Proposal };
+  'exchange/proposalState': { id: string; state: ProposalState; message?: string };
+  'exchange/finished': {
+    id: string;
+    status: Exclude<ExchangeStatus, 'queued' | 'generating'>;
+    at: number;
+    stats?: ExchangeStats;
+    budgetHit: boolean;
+    error?: string;
+    truncation?: TruncationNote[];
+  };
+  /** The whole history (after a clear, or when the host's copy is the newer one). */
+  'history/restore': { exchanges: ExchangeRecord[] };
+  /** Put the keyboard focus into the follow-up box. */
+  'view/focusInput': Record<string, never>;
+}
+
+export type HostNotificationName = keyof HostNotifications;
+
+// ───────────────────────────── requests: webview → host ─────────────────────────────
+
+export interface IdParams {
+  id: string;
+}
+
+/** Request name → [params, reply]. */
+export interface WebviewRequests {
+  /** The persisted exchanges, including any still running. The view's first message. */
+  'history/get': [Record<string, never>, { exchanges: ExchangeRecord[] }];
+  /** Asks the user, then clears finished exchanges. */
+  'history/clear': [Record<string, never>, { cleared: boolean }];
+  /** Saves one exchange, reasoning included, as markdown, through a save dialog. */
+  'exchange/export': [IdParams, { saved: boolean; path?: string }];
+  'edit/accept': [IdParams, null];
+  'edit/reject': [IdParams, null];
+  /** Opens the proposal in VS Code's diff editor. */
+  'edit/review': [IdParams, null];
+  'run/cancel': [IdParams, null];
+  /** Continues the conversation of `parentId` (or starts one). */
+  followUp: [{ text: string; parentId?: string }, null];
+  /** Inserts the answer as a comment above the selection of the exchange. */
+  'answer/insertComment': [IdParams, null];
+  /** Opens a link of model output: http(s) outside, file links only inside the workspace. */
+  'link/open': [{ href: string; id?: string }, null];
+  'clipboard/write': [{ text: string }, null];
+}
+
+export type WebviewRequestName = keyof WebviewRequests;
+export type RequestParams<K extends WebviewRequestName> = WebviewRequests[K][0];
+export type RequestReply<K extends WebviewRequestName> = WebviewRequests[K][1];
+
+// ───────────────────────────── envelopes ─────────────────────────────
+
+export type WebviewRequestMessage = {
+  [K in WebviewRequestName]: { type: 'request'; requestId: number; method: K; params: RequestParams<K> };
+}[WebviewRequestName];
+
+export type HostNotificationMessage = {
+  [K in HostNotificationName]: { type: 'notification'; method: K; params: HostNotifications[K] };
+}[HostNotificationName];
+
+export interface ReplyMessage {
+  type: 'reply';
+  requestId: number;
+  result: unknown;
+}
+
+export interface ErrorMessage {
+  type: 'error';
+  requestId: number;
+  error: { message: string; code: ErrorCode };
+}
+
+/** Why a request failed. */
+export type ErrorCode =
+  | 'invalid-request' // malformed message or params
+  | 'unknown-exchange' // no exchange with that id
+  | 'not-available' // nothing handles this request in this build
+  | 'rejected' // refused on purpose (e.g. a link outside the workspace)
+  | 'failed'; // the handler threw
+
+export type HostMessage = HostNotificationMessage | ReplyMessage | ErrorMessage;
+
+const REQUEST_NAMES: readonly WebviewRequestName[] = [
+  'history/get',
+  'history/clear',
+  'exchange/export',
+  'edit/accept',
+  'edit/reject',
+  'edit/review',
+  'run/cancel',
+  'followUp',
+  'answer/insertComment',
+  'link/open',
+  'clipboard/write',
+];
+
+/** Longest text the host accepts from the webview in one field. */
+export const MAX_TEXT = 100_000;
+
+/**
+ * Checks a message from the webview. The webview renders untrusted model output, so the host
+ * treats what it sends as input: known method, integer request id, params of the right shape.
+ */
+export function parseWebviewMessage(
+  raw: unknown,
+): { ok: true; message: WebviewRequestMessage } | { ok: false; requestId?: number; reason: string } {
+  if (typeof raw !== 'object' || raw === null) return { ok: false, reason: 'not an object' };
+  const m = raw as Record<string, unknown>;
+  const requestId = Number.isSafeInteger(m.requestId) ? (m.requestId as number) : undefined;
+  if (m.type !== 'request' || requestId === undefined) return { ok: false, requestId, reason: 'not a request with an integer requestId' };
+  const method = m.method;
+  if (typeof method !== 'string' || !(REQUEST_NAMES as readonly string[]).includes(method)) {
+    return { ok: false, requestId, reason: `unknown method ${JSON.stringify(method)}` };
+  }
+  const p = (typeof m.params === 'object' && m.params !== null ? m.params : {}) as Record<string, unknown>;
+  const str = (k: string, optional = false): string | undefined | Error => {
+    const v = p[k];
+    if (v === undefined && optional) return undefined;
+    if (typeof v !== 'string' || v.length > MAX_TEXT) return new Error(`${method}: "${k}" must be a string of at most ${MAX_TEXT} characters`);
+    return v;
+  };
+  let params: unknown;
+  switch (method as WebviewRequestName) {
+    case 'history/get':
+    case 'history/clear':
+      params = {};
+      break;
+    case 'exchange/export':
+    case 'edit/accept':
+    case 'edit/reject':
+    case 'edit/review':
+    case 'run/cancel':
+    case 'answer/insertComment': {
+      const id = str('id');
+      if (id instanceof Error) return { ok: false, requestId, reason: id.message };
+      params = { id };
+      break;
+    }
+    case 'followUp': {
+      const text = str('text');
+      const parentId = str('parentId', true);
+      if (text instanceof Error) return { ok: false, requestId, reason: text.message };
+      if (parentId instanceof Error) return { ok: false, requestId, reason: parentId.message };
+      if (text!.trim() === '') return { ok: false, requestId, reason: 'followUp: the text is empty' };
+      params = parentId === undefined ? { text } : { text, parentId };
+      break;
+    }
+    case 'link/open': {
+      const href = str('href');
+      const id = str('id', true);
+      if (href instanceof Error) return { ok: false, requestId, reason: href.message };
+      if (id instanceof Error) return { ok: false, requestId, reason: id.message };
+      params = id === undefined ? { href } : { href, id };
+      break;
+    }
+    case 'clipboard/write': {
+      const text = str('text');
+      if (text instanceof Error) return { ok: false, requestId, reason: text.message };
+      params = { text };
+      break;
+    }
+  }
+  return { ok: true, message: { type: 'request', requestId, method, params } as WebviewRequestMessage };
+}
+
+// ───────────────────────────── the reducer ─────────────────────────────
+
+/** R1 wraps its reasoning in `<think>…</think>`; neither tag may show up in what the view renders. */
+export function stripThinkTags(text: string): string {
+  return text.replace(/<\/?think>[ \t]*\n?/g, '');
+}
+
+/** A fresh record for `exchange/started`. */
+export function newRecord(p: HostNotifications['exchange/started']): ExchangeRecord {
+  const queued = p.queuePosition !== undefined && p.queuePosition > 0;
+  return {
+    info: p.info,
+    status: queued ? 'queued' : 'generating',
+    queuePosition: queued ? p.queuePosition : undefined,
+    runningSince: queued ? undefined : p.at,
+    reasoning: '',
+    answer: '',
+    reasoningTokens: 0,
+    answerTokens: 0,
+    budgetHit: false,
+  };
+}
+
+/**
+ * Applies a notification to a list of records, in place, and returns the record it touched
+ * (undefined when it names no known exchange). Host and webview both run it, so the history the
+ * host persists and what the view shows cannot drift apart.
+ */
+export function applyNotification(records: ExchangeRecord[], n: HostNotificationMessage): ExchangeRecord | undefined {
+  const find = (id: string) => records.find((r) => r.info.id === id);
+  switch (n.method) {
+    case 'exchange/started': {
+      const existing = find(n.params.info.id);
+      if (existing) return existing;
+      const r = newRecord(n.params);
+      records.push(r);
+      return r;
+    }
+    case 'exchange/queued': {
+      const r = find(n.params.id);
+      if (r && r.status === 'queued') r.queuePosition = n.params.position;
+      return r;
+    }
+    case 'exchange/running': {
+      const r = find(n.params.id);
+      if (r && isRunning(r)) {
+        r.status = 'generating';
+        r.queuePosition = undefined;
+        r.runningSince ??= n.params.at;
+      }
+      return r;
+    }
+    case 'exchange/delta': {
+      const r = find(n.params.id);
+      if (!r || !isRunning(r)) return r;
+      if (r.status === 'queued') {
+        r.status = 'generating';
+        r.queuePosition = undefined;
+      }
+      if (n.params.kind === 'reasoning') r.reasoning += n.params.text;
+      else r.answer += n.params.text;
+      r.reasoningTokens = Math.max(r.reasoningTokens, n.params.reasoningTokens);
+      r.answerTokens = Math.max(r.answerTokens, n.params.answerTokens);
+      if (n.params.budgetHit) r.budgetHit = true;
+      return r;
+    }
+    case 'exchange/proposal': {
+      const r = find(n.params.id);
+      if (r) r.proposal = { ...n.params.proposal, state: 'pending' };
+      return r;
+    }
+    case 'exchange/proposalState': {
+      const r = find(n.params.id);
+      if (r?.proposal) {
+        r.proposal.state = n.params.state;
+        r.proposal.message = n.params.message;
+      }
+      return r;
+    }
+    case 'exchange/finished': {
+      const r = find(n.params.id);
+      if (!r) return r;
+      r.status = n.params.status;
+      r.queuePosition = undefined;
+      r.finishedAt = n.params.at;
+      r.budgetHit = r.budgetHit || n.params.budgetHit;
+      r.stats = n.params.stats;
+      if (n.params.stats) {
+        r.reasoningTokens = Math.max(r.reasoningTokens, n.params.stats.reasoningTokens);
+        r.answerTokens = Math.max(r.answerTokens, n.params.stats.answerTokens);
+      }
+      r.error = n.params.error;
+      r.truncation = n.params.truncation;
+      return r;
+    }
+    case 'history/restore':
+      records.splice(0, records.length, ...n.params.exchanges);
+      return undefined;
+    case 'view/focusInput':
+      return undefined;
+  }
+}
+
+/** The records a conversation consists of: `id` and its parents, oldest first. */
+export function conversationOf(records: readonly ExchangeRecord[], id: string | undefined): ExchangeRecord[] {
+  const chain: ExchangeRecord[] = [];
+  const seen = new Set<string>();
+  let cur = id === undefined ? undefined : records.find((r) => r.info.id === id);
+  while (cur && !seen.has(cur.info.id)) {
+    seen.add(cur.info.id);
+    chain.unshift(cur);
+    const parent = cur.info.parentId;
+    cur = parent === undefined ? undefined : records.find((r) => r.info.id === parent);
+  }
+  return chain;
+}
+
+/** A prior turn of the conversation. Assistant turns carry the answer only. */
+export interface PriorTurn {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/**
+ * The earlier turns a follow-up of `parentId` sends to the model: each user turn and each answer,
+ * never the reasoning (DeepSeek-R1's guidance: earlier `<think>` content stays out of the prompt).
+ * Exchanges that produced no answer (cancelled before answering, failed) are left out entirely.
+ */
+export function followUpTurns(records: readonly ExchangeRecord[], parentId: string | undefined): PriorTurn[] {
+  const turns: PriorTurn[] = [];
+  for (const r of conversationOf(records, parentId)) {
+    const answer = stripThinkTags(r.answer).trim();
+    if (answer === '') continue;
+    turns.push({ role: 'user', content: r.info.userTurn ?? r.info.prompt });
+    turns.push({ role: 'assistant', content: answer });
+  }
+  return turns;
+}
+
+// ───────────────────────────── history ─────────────────────────────
+
+export const HISTORY_LIMIT = 50;
+
+/**
+ * Reads a persisted history defensively: drops malformed entries, keeps the newest
+ * `HISTORY_LIMIT`, and marks exchanges that were running when the window went away.
+ */
+export function reviveHistory(raw: unknown, now: number): ExchangeRecord[] {
+  const list = Array.isArray(raw) ? raw : [];
+  const ok = list.filter(
+    (r): r is ExchangeRecord =>
+      typeof r === 'object' &&
+      r !== null &&
+      typeof r.info?.id === 'string' &&
+      typeof r.info?.prompt === 'string' &&
+      typeof r.status === 'string' &&
+      typeof r.reasoning === 'string' &&
+      typeof r.answer === 'string',
+  );
+  for (const r of ok) {
+    if (isRunning(r)) {
+      r.status = 'cancelled';
+      r.queuePosition = undefined;
+      r.finishedAt ??= now;
+      r.error = 'Stopped: the window was reloaded while this request ran.';
+    }
+  }
+  return ok.slice(-HISTORY_LIMIT);
+}
+
+// ───────────────────────────── links ─────────────────────────────
+
+export type LinkTarget =
+  | { kind: 'external'; url: string }
+  /** `path` is a file URL (`file:`) or a path relative to the workspace/file (no scheme). */
+  | { kind: 'file'; path: string; absolute: boolean; line?: number }
+  | { kind: 'rejected'; reason: string };
+
+const SCHEME = /^([a-z][a-z0-9+.-]*):/i;
+
+/**
+ * What a link in model output may open: http and https pages, and files (a `file:` URL or a
+ * relative path, optionally `#L12`). Anything else (javascript:, data:, vscode:, command:,
+ * protocol-relative `//host`) is refused. The host still checks that a file lies in the workspace.
+ */
+export function classifyLink(href: string): LinkTarget {
+  // Browsers ignore ASCII whitespace and control characters inside a scheme; so do we.
+  // eslint-disable-next-line no-control-regex
+  const h = href.replace(/[\u0000-\u0020\u007f-\u009f]/g, '');
+  if (h === '') return { kind: 'rejected', reason: 'empty link' };
+  if (h.startsWith('//') || h.startsWith('\\\\') || h.startsWith('/\\') || h.startsWith('\\/')) {
+    return { kind: 'rejected', reason: 'protocol-relative links are not opened' };
+  }
+  const scheme = SCHEME.exec(h)?.[1]?.toLowerCase();
+  if (scheme === 'http' || scheme === 'https') {
+    let url: URL;
+    try {
+      url = new URL(h);
+    } catch {
+      return { kind: 'rejected', reason: 'malformed URL' };
+    }
+    if (!url.hostname) return { kind: 'rejected', reason: 'URL without a host' };
+    return { kind: 'external', url: url.href };
+  }
+  if (scheme !== undefined && scheme !== 'file') {
+    // A Windows drive letter (`C:/x`) parses as a one-letter scheme; that is an absolute path.
+    if (/^[a-z]:[\\/]/i.test(h)) return withLine(h, true);
+    return { kind: 'rejected', reason: `links with the scheme "${scheme}:" are not opened` };
+  }
+  if (scheme === 'file') {
+    if (!/^file:\/\/(localhost)?\//i.test(h)) return { kind: 'rejected', reason: 'file links must name a local path' };
+    return withLine(h, true);
+  }
+  return withLine(h, h.startsWith('/'));
+}
+
+function withLine(h: string, absolute: boolean): LinkTarget {
+  const hash = h.indexOf('#');
+  const path = hash < 0 ? h : h.slice(0, hash);
+  const frag = hash < 0 ? '' : h.slice(hash + 1);
+  const m = /^L(\d+)/i.exec(frag);
+  if (path === '') return { kind: 'rejected', reason: 'in-page anchors are not links to open' };
+  return m ? { kind: 'file', path, absolute, line: Number(m[1]) } : { kind: 'file', path, absolute };
+}
+
+// ───────────────────────────── the HTML shell ─────────────────────────────
+
+/** The Content Security Policy of the view: nothing loads but our own script (by nonce) and styles. */
+export function webviewCsp(cspSource: string, nonce: string): string {
+  return [
+    "default-src 'none'",
+    `img-src ${cspSource}`,
+    `style-src ${cspSource}`,
+    `font-src ${cspSource}`,
+    `script-src 'nonce-${nonce}'`,
+    "base-uri 'none'",
+    "form-action 'none'",
+  ].join('; ');
+}
+
+export interface ShellOptions {
+  cspSource: string;
+  nonce: string;
+  scriptUri: string;
+  styleUri: string;
+}
+
+const attr = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** The document the view loads. `main.ts` builds everything inside `#app`. */
+export function webviewHtml(o: ShellOptions): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${attr(webviewCsp(o.cspSource, o.nonce))}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${attr(o.styleUri)}">
+<title>R1 Reasoning</title>
+</head>
+<body>
+<div id="app"></div>
+<script nonce="${attr(o.nonce)}" src="${attr(o.scriptUri)}"></script>
+</body>
+</html>`;
+}
+
+// ───────────────────────────── export ─────────────────────────────
+
+const COMMAND_TITLES: Record<ExchangeCommand, string> = { ask: 'Ask', fix: 'Fix', explain: 'Explain', followUp: 'Follow-up' };
+
+export function commandTitle(c: ExchangeCommand): string {
+  return COMMAND_TITLES[c] ?? c;
+}
+
+/** A fence longer than any backtick run inside `text`. */
+function fence(text: string): string {
+  const longest = Math.max(2, ...Array.from(text.matchAll(/`+/g), (m) => m[0].length));
+  return '`'.repeat(longest + 1);
+}
+
+/** The proposal as a unified diff whose line numbers are the file's. */
+export function proposalPatch(p: Proposal): string {
+  const patch = createTwoFilesPatch(`a/${p.file.label}`, `b/${p.file.label}`, p.original, p.proposed, '', '', { context: 3 });
+  const offset = p.startLine - 1;
+  return patch
+    .split('\n')
+    .filter((l) => !l.startsWith('====='))
+    .map((l) => l.replace(/^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@/, (_m, a: string, b = '', c: string, d = '') => `@@ -${Number(a) + offset}${b} +${Number(c) + offset}${d} @@`))
+    .join('\n')
+    .trimEnd();
+}
+
+/** One exchange as a markdown document, reasoning included. */
+export function exchangeToMarkdown(r: ExchangeRecord): string {
+  const lines: string[] = [];
+  const title = `${commandTitle(r.info.command)}${r.info.file ? `: ${r.info.file.label}` : ''}`;
+  lines.push(`# R1 ${title}`, '');
+  const meta: string[] = [`- Date: ${new Date(r.info.createdAt).toISOString()}`, `- Status: ${r.status}`];
+  if (r.info.file) meta.push(`- File: \`${r.info.file.label}\``);
+  if (r.info.selection) meta.push(`- Selection: lines ${r.info.selection.startLine}–${r.info.selection.endLine}`);
+  const s = r.stats;
+  meta.push(`- Tokens: ${r.reasoningTokens} reasoning, ${r.answerTokens} answer${s?.promptTokens !== undefined ? `, ${s.promptTokens} prompt` : ''}`);
+  if (s?.tokensPerSecond !== undefined) meta.push(`- Speed: ${s.tokensPerSecond.toFixed(1)} tok/s`);
+  if (s?.provider) meta.push(`- Provider: ${s.provider}${s.variant ? ` (${s.variant})` : ''}`);
+  if (r.budgetHit) meta.push('- The thinking budget cut the reasoning.');
+  if (r.error) meta.push(`- Error: ${r.error}`);
+  lines.push(...meta, '', '## Prompt', '', r.info.prompt.trim(), '');
+  const reasoning = stripThinkTags(r.reasoning).trim();
+  lines.push('## Reasoning', '');
+  lines.push(reasoning === '' ? '_No reasoning._' : reasoning.split('\n').map((l) => (l === '' ? '>' : `> ${l}`)).join('\n'));
+  if (r.budgetHit) lines.push('>', '> _[Thinking budget reached: the reasoning was cut here.]_');
+  lines.push('', '## Answer', '', stripThinkTags(r.answer).trim() || '_No answer._', '');
+  if (r.proposal) {
+    const patch = proposalPatch(r.proposal);
+    const f = fence(patch);
+    lines.push(`## Proposed edit (${r.proposal.state})`, '', `${f}diff`, patch, f, '');
+  }
+  return lines.join('\n');
+}
