@@ -337,11 +337,14 @@ function userMessage(p: Prepared, keep: number, withExtra: boolean): string {
   const blocks: string[] = [];
   const src = sourceLabel(p);
   const range = p.range ? rangeLabel(p.range.start, p.range.end) : undefined;
-  const where = [range ? `at ${range}` : '', src ? `of ${src}` : ''].filter(Boolean).join(' ') || 'below';
+  const lang = p.language && p.language !== 'plaintext' ? `${p.language} ` : '';
+  const where = p.filePath
+    ? `the code ${[range ? `at ${range}` : '', `of ${src}`].filter(Boolean).join(' ')}`
+    : `the ${lang}code below`;
 
-  if (p.kind === 'fix') blocks.push(`Fix the code ${where}.`);
-  else if (p.kind === 'explain') blocks.push(`Explain the code ${where}.`);
-  else if (src) blocks.push(`I am working in ${src}.`);
+  if (p.kind === 'fix') blocks.push(`Fix ${where}.`);
+  else if (p.kind === 'explain') blocks.push(`Explain ${where}.`);
+  else if (p.filePath) blocks.push(`I am working in ${src}.`);
 
   const context = p.file?.render(keep);
   if (context !== undefined) {
