@@ -195,7 +195,7 @@ export class ReasoningViewProvider implements vscode.WebviewViewProvider, vscode
    * `budgetHit` once the thinking budget closed the reasoning.
    */
   appendDelta(id: string, kind: 'reasoning' | 'answer', text: string, counts: { reasoningTokens: number; answerTokens: number; budgetHit?: boolean }): void {
-    this.notify({ type: 'notification', method: 'exchange/delta', params: { id, kind, text, ...counts } });
+    this.notify({ type: 'notification', method: 'exchange/delta', params: { id, kind, text, ...counts, at: Date.now() } });
     this.persistSoon();
   }
 

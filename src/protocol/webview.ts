@@ -106,6 +106,8 @@ export interface ExchangeRecord {
   answerTokens: number;
   /** The thinking budget closed the reasoning. */
   budgetHit: boolean;
+  /** When the first answer text arrived, host clock: the thinking time is `reasoningEndedAt - runningSince`. */
+  reasoningEndedAt?: number;
   proposal?: ProposalRecord;
   stats?: ExchangeStats;
   error?: string;
@@ -134,6 +136,8 @@ export interface HostNotifications {
     answerTokens: number;
     /** Set once the thinking budget closed the reasoning. */
     budgetHit?: boolean;
+    /** Host clock; dates the end of the reasoning when the first answer text arrives. */
+    at?: number;
   };
   'exchange/proposal': { id: string; proposal: Proposal };
   'exchange/proposalState': { id: string; state: ProposalState; message?: string };
@@ -359,9 +363,13 @@ export function applyNotification(records: ExchangeRecord[], n: HostNotification
       if (r.status === 'queued') {
         r.status = 'generating';
         r.queuePosition = undefined;
+        r.runningSince ??= n.params.at;
       }
       if (n.params.kind === 'reasoning') r.reasoning += n.params.text;
-      else r.answer += n.params.text;
+      else {
+        if (r.reasoningEndedAt === undefined && n.params.text !== '') r.reasoningEndedAt = n.params.at ?? r.runningSince;
+        r.answer += n.params.text;
+      }
       r.reasoningTokens = Math.max(r.reasoningTokens, n.params.reasoningTokens);
       r.answerTokens = Math.max(r.answerTokens, n.params.answerTokens);
       if (n.params.budgetHit) r.budgetHit = true;
@@ -386,6 +394,7 @@ export function applyNotification(records: ExchangeRecord[], n: HostNotification
       r.status = n.params.status;
       r.queuePosition = undefined;
       r.finishedAt = n.params.at;
+      r.reasoningEndedAt ??= r.answer === '' ? n.params.at : undefined;
       r.budgetHit = r.budgetHit || n.params.budgetHit;
       r.stats = n.params.stats;
       if (n.params.stats) {
@@ -488,7 +497,6 @@ const SCHEME = /^([a-z][a-z0-9+.-]*):/i;
  */
 export function classifyLink(href: string): LinkTarget {
   // Browsers ignore ASCII whitespace and control characters inside a scheme; so do we.
-  // eslint-disable-next-line no-control-regex
   const h = href.replace(/[\u0000-\u0020\u007f-\u009f]/g, '');
   if (h === '') return { kind: 'rejected', reason: 'empty link' };
   if (h.startsWith('//') || h.startsWith('\\\\') || h.startsWith('/\\') || h.startsWith('\\/')) {
