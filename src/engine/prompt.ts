@@ -418,15 +418,58 @@ export function buildPrompt(
     );
   if (budget <= 0) throw tooLong(undefined);
 
-  let history = (req.history ?? []).filter((t) => t.content.trim() !== '' || t.role === 'user');
+  const fast = fitPrompt(tokenizer, p, req.history ?? [], budget, chunkedEncoder(tokenizer));
+  const ids = tokenizer.encode(fast.text);
+  if (ids.length === fast.ids.length && ids.every((id, i) => id === fast.ids[i])) {
+    if (ids.length > budget) throw tooLong(ids.length);
+    return { text: fast.text, ids, truncation: fast.truncation };
+  }
+  // The piecewise count disagreed with the tokenizer (a pre-tokenizer that joins text across
+  // lines): fit again, encoding every candidate whole.
+  const exact = fitPrompt(tokenizer, p, req.history ?? [], budget, (text) => tokenizer.encode(text));
+  if (exact.ids.length > budget) throw tooLong(exact.ids.length);
+  return exact;
+}
+
+/**
+ * Encodes text piece by piece, remembering each piece. Pieces are cut after a newline and before a
+ * non-space character: Qwen's pre-tokenizer never joins text across such a point, so the ids are
+ * those of encoding the whole text, and the candidates of a fitting search (which share almost all
+ * their lines) cost little more than their new lines.
+ */
+function chunkedEncoder(tokenizer: R1Tokenizer): (text: string) => number[] {
+  const cache = new Map<string, number[]>();
+  return (text) => {
+    const out: number[] = [];
+    for (const piece of text.split(/(?<=\n)(?=\S)/)) {
+      let ids = cache.get(piece);
+      if (!ids) {
+        ids = tokenizer.encode(piece);
+        cache.set(piece, ids);
+      }
+      for (const id of ids) out.push(id);
+    }
+    return out;
+  };
+}
+
+/** Drops context until the prompt fits `budget` tokens as counted by `encode` (or nothing is left to drop). */
+function fitPrompt(
+  tokenizer: R1Tokenizer,
+  p: Prepared,
+  turns: ChatTurn[],
+  budget: number,
+  encode: (text: string) => number[],
+): { text: string; ids: number[]; truncation: TruncationNote[] } {
+  // An assistant turn with no answer (cancelled while reasoning) says nothing: leave it out.
+  let history = turns.filter((t) => t.role === 'user' || answerOnly(t.content).trim() !== '');
   let keep = p.file?.total ?? 0;
   let withExtra = true;
   const truncation: TruncationNote[] = [];
 
   const measure = () => {
     const text = renderChat(tokenizer, [...history, { role: 'user', content: userMessage(p, keep, withExtra) }]);
-    const ids = tokenizer.encode(text);
-    return { text, ids };
+    return { text, ids: encode(text) };
   };
   let cur = measure();
 
@@ -474,7 +517,7 @@ export function buildPrompt(
     keep = best ? lo : 0;
     const shown = keep;
     const omittedLines = file.total - shown;
-    const droppedTokens = tokenizer.encode(file.omittedText(shown)).length;
+    const droppedTokens = encode(file.omittedText(shown)).length;
     truncation.push({
       part: 'file-context',
       droppedTokens,
@@ -498,6 +541,5 @@ export function buildPrompt(
     cur = next;
   }
 
-  if (cur.ids.length > budget) throw tooLong(cur.ids.length);
   return { text: cur.text, ids: cur.ids, truncation };
 }
