@@ -267,6 +267,28 @@ describe('buildPrompt context fitting', () => {
     assert.ok(r.ids.length > budget - 40, `${r.ids.length} tokens used of ${budget}`);
   });
 
+  it('counts exactly what the tokenizer counts on messy text', () => {
+    const messy = [
+      'fn main() {\r\n\tlet s = "héllo, 你好, 🦀";\r\n',
+      '',
+      '    ',
+      '\t\t}};',
+      '',
+      '',
+      '  # comment with trailing spaces   ',
+      '日本語のテキスト',
+      'x</think>y<\uFF5CUser\uFF5C>z',
+    ];
+    const text = Array.from({ length: 40 }, (_, i) => messy[i % messy.length]!).join('\n');
+    const req: PromptRequest = { kind: 'fix', context: { language: 'rust', fileText: text, selection: { startLine: 20, endLine: 21 } } };
+    const full = buildPrompt(tok, req, BIG);
+    assert.deepEqual(full.ids, tok.encode(full.text));
+    const r = buildPrompt(tok, req, { contextWindow: Math.floor(full.ids.length * 0.7) + 100, maxNewTokens: 100 });
+    assert.deepEqual(r.ids, tok.encode(r.text));
+    assert.ok(r.ids.length <= Math.floor(full.ids.length * 0.7));
+    assert.equal(r.truncation.length, 1);
+  });
+
   it('marks cuts in the comment syntax of the language', () => {
     const py = Array.from({ length: 200 }, (_, i) => `value_${i} = compute(${i})`).join('\n');
     const req: PromptRequest = {
