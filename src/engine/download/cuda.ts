@@ -50,10 +50,10 @@ export interface CudaLibrarySpec {
 export const CUDA_RUNTIME_LIBRARIES: readonly CudaLibrarySpec[] = [
   { soname: 'libcuda.so.1', component: 'NVIDIA driver' },
   { soname: 'libcudart.so.12', component: 'CUDA 12 runtime' },
-  { soname: 'libcublas.so.12', component: 'cuBLAS (CUDA 12)' },
-  { soname: 'libcublasLt.so.12', component: 'cuBLASLt (CUDA 12)' },
-  { soname: 'libcurand.so.10', component: 'cuRAND (CUDA 12)' },
-  { soname: 'libcufft.so.11', component: 'cuFFT (CUDA 12)' },
+  { soname: 'libcublas.so.12', component: 'CUDA 12 cuBLAS' },
+  { soname: 'libcublasLt.so.12', component: 'CUDA 12 cuBLASLt' },
+  { soname: 'libcurand.so.10', component: 'CUDA 12 cuRAND' },
+  { soname: 'libcufft.so.11', component: 'CUDA 12 cuFFT' },
   { soname: 'libcudnn.so.9', component: 'cuDNN 9' },
 ];
 

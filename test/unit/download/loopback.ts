@@ -25,7 +25,7 @@ export interface RouteContext {
   url: URL;
 }
 
-export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, ctx: RouteContext) => void | Promise<void>;
+export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, ctx: RouteContext) => unknown;
 
 export interface Loopback {
   /** `http://127.0.0.1:<port>` */
