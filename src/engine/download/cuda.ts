@@ -26,7 +26,7 @@ import { basename, delimiter, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as yauzl from 'yauzl';
 import { CUDA_OFFLINE_HINT, DownloadError, offlineError } from './errors';
-import { downloadFile, fetchJson, normalizeSha512, type NetworkOptions } from './fetcher';
+import { downloadFile, fetchJson, normalizeSha512, statusError, type NetworkOptions } from './fetcher';
 import { classifyNetworkError, errorCode, openRequest, readBody } from './http';
 import type { DownloadProgress } from './progress';
 
@@ -341,6 +341,8 @@ async function fetchSidecarSha512(url: string, o: NetworkOptions): Promise<strin
   const status = res.statusCode ?? 0;
   if (status !== 200) {
     res.resume();
+    // 4xx: the feed has no sidecar (nuget.org's flat container has none). 5xx: the feed is failing.
+    if (status >= 500) throw statusError(status, url, 'the package hash');
     return undefined;
   }
   try {
