@@ -68,7 +68,7 @@ export class ExchangeView {
     const header = h(
       'header',
       { class: 'ex-head' },
-      h('div', { class: 'ex-title-row' }, h('vscode-tag', { class: `ex-cmd cmd-${info.command}` }, commandTitle(info.command)), this.titleEl, selection, h('span', { class: 'spacer' }), exportBtn),
+      h('div', { class: 'ex-title-row' }, h('span', { class: `tag ex-cmd cmd-${info.command}` }, commandTitle(info.command)), this.titleEl, selection, h('span', { class: 'spacer' }), exportBtn),
       info.prompt.trim() ? h('p', { class: 'ex-prompt' }, info.prompt.trim()) : null,
     );
 
@@ -280,7 +280,7 @@ export class ExchangeView {
         h('h3', null, 'Proposed edit'),
         h('span', { class: 'pr-file', title: p.file.label }, p.file.label),
         h('span', { class: 'pr-count' }, h('span', { class: 'pr-add' }, `+${view.added}`), ' ', h('span', { class: 'pr-del' }, `−${view.removed}`)),
-        stateLabel ? h('vscode-tag', { class: 'pr-state' }, stateLabel) : null,
+        stateLabel ? h('span', { class: 'tag pr-state' }, stateLabel) : null,
       ),
       unchanged
         ? h('p', { class: 'pr-empty' }, 'The proposed text is the same as the original.')
@@ -318,7 +318,9 @@ export class ExchangeView {
     if (start !== undefined) parts.push(formatDuration((r.finishedAt ?? now) - start));
     const notes = (r.truncation ?? []).map((t) => h('li', null, `To fit the context window, ${t.detail} (${plural(t.droppedTokens, 'token')} dropped).`));
     this.statsEl.hidden = parts.length === 0 && notes.length === 0;
-    this.statsEl.replaceChildren(h('span', { class: 'st-line' }, parts.join(' · ')));
+    const line = h('span', { class: 'st-line' });
+    parts.forEach((part, i) => line.append(...(i ? [' · '] : []), h('span', { class: 'st-part' }, part)));
+    this.statsEl.replaceChildren(line);
     if (notes.length) this.statsEl.appendChild(h('ul', { class: 'st-notes' }, ...notes));
   }
 }

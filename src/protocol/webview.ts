@@ -536,12 +536,19 @@ function withLine(h: string, absolute: boolean): LinkTarget {
 
 // ───────────────────────────── the HTML shell ─────────────────────────────
 
+/**
+ * The one inline style the view allows: an empty `<style>` element (SHA-256 of the empty string).
+ * The toolkit (fast-web-utilities' `canUseFocusVisible`) appends one to probe `:focus-visible`
+ * support; an empty element can style nothing, and model output cannot create elements at all.
+ */
+export const EMPTY_STYLE_HASH = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='";
+
 /** The Content Security Policy of the view: nothing loads but our own script (by nonce) and styles. */
 export function webviewCsp(cspSource: string, nonce: string): string {
   return [
     "default-src 'none'",
     `img-src ${cspSource}`,
-    `style-src ${cspSource}`,
+    `style-src ${cspSource} ${EMPTY_STYLE_HASH}`,
     `font-src ${cspSource}`,
     `script-src 'nonce-${nonce}'`,
     "base-uri 'none'",
