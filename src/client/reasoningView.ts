@@ -16,6 +16,7 @@ import { realpath } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
+  answerOnly,
   applyNotification,
   classifyLink,
   exchangeToMarkdown,
@@ -357,7 +358,7 @@ export class ReasoningViewProvider implements vscode.WebviewViewProvider, vscode
       }
       case 'answer/insertComment': {
         const r = this.exchange(m.params.id);
-        const text = r.answer.replace(/<\/?think>/g, '').trim();
+        const text = answerOnly(r.answer);
         if (text === '') throw new RequestError('invalid-request', 'This exchange has no answer to insert yet.');
         return this.forward(this.insertCommentEmitter, 'Inserting answers as comments', { exchangeId: r.info.id, exchange: r, text });
       }

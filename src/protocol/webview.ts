@@ -312,6 +312,15 @@ export function stripThinkTags(text: string): string {
   return text.replace(/<\/?think>[ \t]*\n?/g, '');
 }
 
+/**
+ * An answer as it may go back to the model or into a file: whatever precedes the last `</think>`
+ * is reasoning that leaked into the answer and is dropped, as DeepSeek-R1's chat template does.
+ */
+export function answerOnly(answer: string): string {
+  const end = answer.lastIndexOf('</think>');
+  return stripThinkTags(end < 0 ? answer : answer.slice(end + '</think>'.length)).trim();
+}
+
 /** A fresh record for `exchange/started`. */
 export function newRecord(p: HostNotifications['exchange/started']): ExchangeRecord {
   const queued = p.queuePosition !== undefined && p.queuePosition > 0;
@@ -441,7 +450,7 @@ export interface PriorTurn {
 export function followUpTurns(records: readonly ExchangeRecord[], parentId: string | undefined): PriorTurn[] {
   const turns: PriorTurn[] = [];
   for (const r of conversationOf(records, parentId)) {
-    const answer = stripThinkTags(r.answer).trim();
+    const answer = answerOnly(r.answer);
     if (answer === '') continue;
     turns.push({ role: 'user', content: r.info.userTurn ?? r.info.prompt });
     turns.push({ role: 'assistant', content: answer });
