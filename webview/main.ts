@@ -156,6 +156,7 @@ class App implements ExchangeHost {
       this.list.appendChild(view.el);
       if (n.method === 'exchange/started') {
         this.replyToId = undefined; // the input follows the newest exchange again
+        requestAnimationFrame(() => view?.el.scrollIntoView({ block: 'start' }));
         this.announce(`${commandTitle(r.info.command)} started${r.info.file ? ` on ${r.info.file.label}` : ''}.`);
       }
     }
@@ -176,9 +177,10 @@ class App implements ExchangeHost {
     const p = r.proposal!;
     this.announce(`Edit proposed for ${p.file.label}. Accept, reject, or review it in the diff editor.`);
     // Move the keyboard to the decision, unless the user is typing or working elsewhere in the view.
+    // Never pull the keyboard out of the editor: only when the view itself has focus.
     const active = document.activeElement;
     const idle = !active || active === document.body || !active.isConnected || view.el.contains(active);
-    if (idle) view.focusProposal();
+    if (document.hasFocus() && idle) view.focusProposal();
   }
 
   private finished(view: ExchangeView, r: ExchangeRecord, hadFocus: boolean): void {

@@ -329,6 +329,18 @@ test('the input box sends a follow-up of the latest exchange, by Enter', async (
   await v.page.click('.cp-send');
   await until('second followUp', () => v.host.sent('followUp').length === 2);
   assert.deepEqual(v.host.sent('followUp')[1].params, { text: 'Unrelated question' });
+
+  // A proposal that arrives while the user types does not take the keyboard away.
+  await v.page.click('.cp-input');
+  await v.page.keyboard.type('half a thought');
+  const y = info();
+  await v.host.notify('exchange/started', { info: y, at: Date.now() });
+  await v.host.notify('exchange/proposal', { id: y.id, proposal: PROPOSAL });
+  await until('proposal shown', () => v.page.$(`article[data-id="${y.id}"] .pr-accept`));
+  await until('announced', async () => /Edit proposed/.test((await text(v, '[aria-live="polite"]')) ?? ''));
+  assert.equal(await v.page.evaluate(() => document.activeElement?.classList.contains('cp-input')), true, 'focus stays in the input');
+  await v.page.keyboard.type(', continued');
+  assert.equal(await v.page.$eval('.cp-input', (e) => (e as HTMLElement & { value: string }).value), 'half a thought, continued');
 });
 
 test('history survives a reload of the page, with the user\'s open/closed choices', async () => {
