@@ -1,13 +1,15 @@
 // Builds a platform-specific VSIX of R1 Coder with @vscode/vsce.
 //
-//   npm run package -- --target linux-x64 [--out FILE.vsix] [--skip-build]
+//   npm run package -- --target linux-x64 [--out FILE.vsix]
 //
 // Targets: linux-x64, linux-arm64, win32-x64, darwin-arm64 (default: this machine's platform).
-// Steps: production bundles (scripts/build.mjs --production), then `vsce package --target T` with
-// `.vscodeignore` plus the lines that bring back exactly that platform's onnxruntime-node binaries
-// (no other platform, no CUDA/TensorRT provider libraries). Prints the VSIX path and size.
+// Steps, in a stage folder (.cache/package/stage-<target>, removed afterwards): copy the sources and
+// the production dependency closure, build production bundles (scripts/build.mjs --production), then
+// `vsce package --target T` with `.vscodeignore` plus the lines that bring back exactly that
+// platform's onnxruntime-node binaries (no other platform, no CUDA/TensorRT provider libraries).
+// Prints the VSIX path and size. The repository's own dist/ is neither read nor written.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,13 +37,20 @@ export const TARGETS = {
 
 const BUNDLES = ['dist/extension.js', 'dist/server.js', 'dist/cli.js', 'dist/webview.js', 'dist/webview.css'];
 
+/**
+ * What the stage copies from the repository: the build's inputs and the files the VSIX ships.
+ * The build runs in the stage, so a developer's own `npm run build`/`watch` into dist/ can neither
+ * race with packaging nor leak development bundles into the VSIX.
+ */
+const STAGE_INPUTS = ['package.json', 'README.md', 'LICENSE', 'LICENSE.md', 'LICENSE.txt', 'CHANGELOG.md', 'tsconfig.json', 'media', 'src', 'webview', 'scripts/build.mjs'];
+
 function fail(message) {
   console.error(`[package] ${message}`);
   process.exit(1);
 }
 
 function parseArgs(argv) {
-  const args = { target: `${process.platform}-${process.arch}`, out: undefined, skipBuild: false };
+  const args = { target: `${process.platform}-${process.arch}`, out: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -53,8 +62,7 @@ function parseArgs(argv) {
     else if (a.startsWith('--target=')) args.target = a.slice('--target='.length);
     else if (a === '--out') args.out = value();
     else if (a.startsWith('--out=')) args.out = a.slice('--out='.length);
-    else if (a === '--skip-build') args.skipBuild = true;
-    else fail(`Unknown option ${a}. Usage: npm run package -- --target <${Object.keys(TARGETS).join('|')}> [--out FILE.vsix] [--skip-build]`);
+    else fail(`Unknown option ${a}. Usage: npm run package -- --target <${Object.keys(TARGETS).join('|')}> [--out FILE.vsix]`);
   }
   if (!(args.target in TARGETS)) {
     fail(`Unsupported target "${args.target}". Supported: ${Object.keys(TARGETS).join(', ')}.`);
@@ -71,18 +79,49 @@ function nodeForVsce() {
   return process.execPath;
 }
 
-function run(cmd, args, env) {
-  const r = spawnSync(cmd, args, { cwd: ROOT, stdio: 'inherit', env: env ?? process.env });
-  if (r.error) fail(`Could not run ${cmd}: ${r.error.message}`);
-  if (r.status !== 0) fail(`${relative(ROOT, cmd) || cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal}).`);
+/** The environment without an outer npm's npm_* variables (its .npmrc and user agent). */
+function cleanEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
 }
 
-function bundleStamp() {
-  return BUNDLES.map((f) => {
-    const p = join(ROOT, f);
-    if (!existsSync(p)) fail(`${f} is missing after the build.`);
-    return `${f}:${statSync(p).mtimeMs}:${statSync(p).size}`;
-  }).join('|');
+function run(cmd, args, cwd) {
+  const r = spawnSync(cmd, args, { cwd, stdio: 'inherit', env: cleanEnv() });
+  if (r.error) fail(`Could not run ${cmd}: ${r.error.message}`);
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal}).`);
+}
+
+/** Folders (relative to the repository) of the production dependency closure, as npm sees it. */
+function productionPackages() {
+  const r = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8', env: cleanEnv() });
+  if (r.status !== 0) fail(`"npm ls --omit=dev" failed; run "npm ci" first.\n${r.stderr}`);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && resolve(l) !== ROOT)
+    .map((l) => relative(ROOT, l));
+}
+
+/** Copies a folder, as hard links where the platform allows (the stage only reads them). */
+function copyTree(from, to) {
+  mkdirSync(dirname(to), { recursive: true });
+  if (process.platform !== 'win32') {
+    const r = spawnSync('cp', ['-al', from, to]);
+    if (r.status === 0) return;
+  }
+  cpSync(from, to, { recursive: true });
+}
+
+function stage(targetName) {
+  const dir = join(ROOT, '.cache/package', `stage-${targetName}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const p of STAGE_INPUTS) {
+    if (existsSync(join(ROOT, p))) cpSync(join(ROOT, p), join(dir, p), { recursive: true });
+  }
+  // vsce lists production dependencies with `npm list` in the stage: give it the whole closure.
+  // .vscodeignore then keeps only onnxruntime-node's and onnxruntime-common's run-time files.
+  for (const p of productionPackages()) copyTree(join(ROOT, p), join(dir, p));
+  return dir;
 }
 
 function main() {
@@ -92,41 +131,34 @@ function main() {
   const out = resolve(ROOT, args.out ?? `${pkg.name}-${args.target}-${pkg.version}.vsix`);
 
   // The platform's binaries must be there: a VSIX without them would install and then fail.
-  const binDir = join(ROOT, ORT_BIN, target.dir);
   for (const f of target.files) {
-    if (!existsSync(join(binDir, f))) {
+    if (!existsSync(join(ROOT, ORT_BIN, target.dir, f))) {
       fail(`${join(ORT_BIN, target.dir, f)} is missing. Run "npm ci" (onnxruntime-node ships every platform's CPU binaries).`);
     }
   }
 
-  if (!args.skipBuild) run(process.execPath, ['scripts/build.mjs', '--production']);
-  for (const f of ['dist/extension.js', 'dist/server.js']) {
-    if (/\/\/# sourceMappingURL=/.test(readFileSync(join(ROOT, f), 'utf8'))) {
-      fail(`${f} is a development build (it has a source map link). Run without --skip-build.`);
-    }
-  }
-  const stamp = bundleStamp();
+  const dir = stage(args.target);
+  // Production bundles, built in the stage (esbuild finds the bundled packages in the repository's
+  // node_modules by walking up from the stage).
+  run(process.execPath, ['scripts/build.mjs', '--production'], dir);
+  for (const f of BUNDLES) if (!existsSync(join(dir, f))) fail(`The production build did not write ${f}.`);
 
   // .vscodeignore, then this target's binaries. vsce reads one ignore file, so write the union.
-  const ignoreFile = join(ROOT, '.cache/package', `vscodeignore-${args.target}`);
-  mkdirSync(dirname(ignoreFile), { recursive: true });
   const base = readFileSync(join(ROOT, '.vscodeignore'), 'utf8');
   const platformLines = target.files.map((f) => `!${ORT_BIN}/${target.dir}/${f}`);
+  const ignoreFile = join(dir, '.vscodeignore');
   writeFileSync(ignoreFile, `${base.trimEnd()}\n\n# ${args.target} binaries (scripts/package.mjs)\n${platformLines.join('\n')}\n`);
 
   mkdirSync(dirname(out), { recursive: true });
   const vsce = join(ROOT, 'node_modules/@vscode/vsce/vsce');
   // No LICENSE file in the repository yet: vsce would stop and ask on a terminal.
-  const license = ['LICENSE', 'LICENSE.md', 'LICENSE.txt'].some((f) => existsSync(join(ROOT, f))) ? [] : ['--skip-license'];
-  // vsce lists production dependencies with `npm list`; an outer npm's npm_* variables must not leak in.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
-  run(nodeForVsce(), [vsce, 'package', '--target', args.target, '--ignoreFile', ignoreFile, '--out', out, ...license], env);
+  const license = ['LICENSE', 'LICENSE.md', 'LICENSE.txt'].some((f) => existsSync(join(dir, f))) ? [] : ['--skip-license'];
+  run(nodeForVsce(), [vsce, 'package', '--target', args.target, '--ignoreFile', ignoreFile, '--out', out, ...license], dir);
+  rmSync(dir, { recursive: true, force: true });
 
-  if (bundleStamp() !== stamp) {
-    fail('dist/ was rebuilt by another process while packaging, so the VSIX may hold development bundles. Run the command again.');
-  }
   const bytes = statSync(out).size;
-  console.log(`[package] ${relative(ROOT, out)}: ${(bytes / 1024 / 1024).toFixed(2)} MB (${bytes} bytes), target ${args.target}`);
+  const shown = relative(ROOT, out).startsWith('..') ? out : relative(ROOT, out);
+  console.log(`[package] ${shown}: ${(bytes / 1024 / 1024).toFixed(2)} MB (${bytes} bytes), target ${args.target}`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();
