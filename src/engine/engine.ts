@@ -4,7 +4,7 @@
  * time.
  */
 import { readdirSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
 import {
@@ -68,24 +68,38 @@ export function sessionOptions(provider: ExecutionProvider, opts: LoadOptions): 
   return o;
 }
 
+/** External weight files next to a model file (`model_q4.onnx_data`, `model_q4.onnx.data`, ...). */
+function externalDataFiles(file: string): string[] {
+  try {
+    return readdirSync(dirname(file))
+      .filter((n) => n.startsWith(basename(file)) && n !== basename(file))
+      .map((n) => join(dirname(file), n));
+  } catch {
+    return [];
+  }
+}
+
 /** Turns an ONNX Runtime load failure about the file into a ModelError naming it. */
 export function modelFileError(file: string, e: unknown): ModelError {
   const msg = firstLine(e instanceof Error ? e.message : String(e));
-  if (/external data|_data|\.data/i.test(msg) && /exist|open|find|No such file|not found|fail/i.test(msg)) {
-    const dir = dirname(file);
-    let nearby = '';
-    try {
-      nearby = readdirSync(dir)
-        .filter((n) => n.startsWith(basename(file)) && n !== basename(file))
-        .join(', ');
-    } catch {
-      // ignore
-    }
+  const missing = /External data path does not exist:\s*"?([^"]+)"?/i.exec(msg);
+  if (missing || (/external data/i.test(msg) && /exist|No such file|not found|cannot open/i.test(msg))) {
+    const dataFile = missing?.[1]?.trim();
     return new ModelError(
       'missing-file',
-      `the external weight file of ${basename(file)} is missing or unreadable (${msg})${nearby ? `; found next to it: ${nearby}` : ''}.`,
-      `Download ${basename(file)}_data (or ${basename(file)}.data) again into ${dir}.`,
-      file,
+      `${basename(file)} keeps its weights in a separate file${dataFile ? ` (${basename(dataFile)})` : ''} that is missing.`,
+      `Download ${dataFile ? basename(dataFile) : `${basename(file)}_data`} into ${dirname(file)} (it must sit next to ${basename(file)}).`,
+      dataFile ?? file,
+      { cause: e },
+    );
+  }
+  if (/External initializer|out of bounds|can not be read in full|GetExtData/i.test(msg)) {
+    const data = externalDataFiles(file);
+    return new ModelError(
+      'unreadable-file',
+      `the external weight data of ${basename(file)} is shorter than the graph expects (${msg}).`,
+      'The file may be truncated; download it again.',
+      data.length === 1 ? data[0] : file,
       { cause: e },
     );
   }

@@ -108,7 +108,7 @@ export function probePlatform(): PlatformProbe {
 
 /** True when an ONNX Runtime error is about the model file rather than the provider. */
 export function isModelFileError(message: string): boolean {
-  return /Protobuf parsing failed|File doesn't exist|No such file|external data|ModelProto|Load model .* failed|INVALID_PROTOBUF|INVALID_GRAPH|is not a valid|model_path must not be empty/i.test(
+  return /Protobuf parsing failed|File doesn't exist|No such file|external data|External initializer|Deserialize tensor|ModelProto|Load model .* failed|INVALID_PROTOBUF|INVALID_GRAPH|is not a valid|model_path must not be empty/i.test(
     message,
   );
 }
