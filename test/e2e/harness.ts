@@ -60,6 +60,17 @@ export interface E2EOptions {
   extraVsix?: string[];
   /** Chromium window size. */
   viewport?: { width: number; height: number };
+  /** Open this folder itself instead of a copy of `workspace` (the product command does). */
+  folder?: string;
+  /**
+   * Keep user data and extensions here across runs instead of a temporary folder (not removed by
+   * stop()). Settings are written only when the folder has no settings.json yet.
+   */
+  stateDir?: string;
+  /** Open Chromium and the workbench (default true); false only serves it. */
+  browser?: boolean;
+  /** Port on 127.0.0.1 (default 0: a free port chosen by code-server). */
+  port?: number;
 }
 
 export interface Timings {
@@ -163,6 +174,7 @@ export class E2E {
   readonly timings: Partial<Timings> = {};
   private screenshotCount = 0;
   private stopped = false;
+  private keepRoot = false;
   private codeServerLog = '';
 
   private constructor(
@@ -198,27 +210,31 @@ export class E2E {
     const toolchain = ensureInstalled();
     const vsix = options.vsix ?? ensureVsix();
     const name = sanitize(options.name);
-    const root = mkdtempSync(join(tmpdir(), `r1-e2e-${name}-`));
+    const root = options.stateDir ?? mkdtempSync(join(tmpdir(), `r1-e2e-${name}-`));
     const userDataDir = join(root, 'user-data');
     const extensionsDir = join(root, 'extensions');
-    const workspace = join(root, 'workspace');
+    const workspace = options.folder ?? join(root, 'workspace');
     mkdirSync(join(userDataDir, 'User'), { recursive: true });
     mkdirSync(extensionsDir, { recursive: true });
-    copyWorkspace(options.workspace ?? FIXTURE_WORKSPACE, workspace);
-    const settings: Record<string, unknown> = { ...defaultSettings(), ...options.settings };
-    for (const [k, v] of Object.entries(settings)) if (v === undefined) delete settings[k];
-    writeFileSync(join(userDataDir, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+    if (!options.folder) copyWorkspace(options.workspace ?? FIXTURE_WORKSPACE, workspace);
+    const settingsFile = join(userDataDir, 'User', 'settings.json');
+    if (!options.stateDir || !existsSync(settingsFile)) {
+      const settings: Record<string, unknown> = { ...defaultSettings(), ...options.settings };
+      for (const [k, v] of Object.entries(settings)) if (v === undefined) delete settings[k];
+      writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
+    }
     // code-server reads a config file (default ~/.config/code-server): give it its own.
     writeFileSync(join(root, 'config.yaml'), 'auth: none\ncert: false\n');
 
     const e2e = new E2E(name, toolchain, root, workspace, userDataDir, extensionsDir, undefined, undefined, undefined);
+    e2e.keepRoot = options.stateDir !== undefined;
     try {
       for (const file of [vsix, ...(options.extraVsix ?? [])]) e2e.installExtension(file);
-      await e2e.startCodeServer();
-      await e2e.openWorkbench(options.viewport ?? { width: 1400, height: 900 });
+      await e2e.startCodeServer(options.port ?? 0);
+      if (options.browser !== false) await e2e.openWorkbench(options.viewport ?? { width: 1400, height: 900 });
       return e2e;
     } catch (e) {
-      await e2e.screenshot('start-failed').catch(() => undefined);
+      if (e2e._page) await e2e.screenshot('start-failed').catch(() => undefined);
       await e2e.stop();
       throw e;
     }
@@ -258,14 +274,14 @@ export class E2E {
     }
   }
 
-  private async startCodeServer(): Promise<void> {
+  private async startCodeServer(port: number): Promise<void> {
     const t0 = Date.now();
     const args = [
       ...this.codeServerArgs(),
       '--auth',
       'none',
       '--bind-addr',
-      '127.0.0.1:0',
+      `127.0.0.1:${port}`,
       '--disable-telemetry',
       '--disable-update-check',
       '--disable-workspace-trust',
@@ -477,6 +493,13 @@ export class E2E {
       .join('\n');
   }
 
+  /** Resolves when code-server exits (by itself or through stop()). */
+  exited(): Promise<void> {
+    const child = this.codeServer;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((r) => child.once('exit', () => r()));
+  }
+
   /** Everything code-server printed so far. */
   get serverOutput(): string {
     return this.codeServerLog;
@@ -529,11 +552,11 @@ export class E2E {
     }
     await waitUntil(() => this.leftoverPids().every((p) => !alive(p)), 5_000);
     try {
-      this.keepLogs();
+      if (!this.keepRoot) this.keepLogs();
     } catch (e) {
       errors.push(`keeping logs: ${String(e)}`);
     }
-    rmSync(this.root, { recursive: true, force: true, maxRetries: 3 });
+    if (!this.keepRoot) rmSync(this.root, { recursive: true, force: true, maxRetries: 3 });
     if (errors.length > 0) console.warn(`[e2e ${this.name}] while stopping: ${errors.join('; ')}`);
   }
 
