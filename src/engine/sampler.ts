@@ -2,11 +2,11 @@
  * Token sampling: greedy (temperature 0), temperature, top-k and top-p (nucleus) with a seeded
  * PRNG for reproducible runs.
  *
- * It never sorts the whole vocabulary: one pass computes the softmax weights, then only the
- * tokens above a probability threshold are collected and sorted. All excluded tokens are below
- * the threshold, hence below every collected one, so when the collected tokens already hold the
- * nucleus (or the top k), the result is exact; otherwise the threshold is lowered and the pass
- * repeated (rare: very flat distributions).
+ * It never sorts the whole vocabulary. One pass computes the softmax weights and a histogram of
+ * them over logarithmic buckets (mass and count per bucket); walking the buckets from the top
+ * finds the bucket where the top-k count or the top-p mass is reached. Every token of a higher
+ * bucket is kept; only the tokens of that boundary bucket are sorted (by weight, then id), so
+ * the kept set is exactly the one a full sort would give.
  */
 
 /** mulberry32: a small, fast 32-bit PRNG; returns floats in [0, 1). */
@@ -42,6 +42,10 @@ export function argmax(logits: ArrayLike<number>, length = logits.length): numbe
   return best;
 }
 
+/** Buckets per unit of scaled logit (e-fold of probability) and how many: e^-48 and below share the last. */
+const BUCKETS_PER_NAT = 16;
+const NUM_BUCKETS = 48 * BUCKETS_PER_NAT;
+
 export class Sampler {
   readonly temperature: number;
   readonly topK: number;
@@ -49,7 +53,10 @@ export class Sampler {
   readonly seed: number;
   private readonly rng: () => number;
   private weights = new Float32Array(0);
-  private cand = new Int32Array(0);
+  private bucketOf = new Uint16Array(0);
+  private kept = new Int32Array(0);
+  private readonly bucketMass = new Float64Array(NUM_BUCKETS);
+  private readonly bucketCount = new Int32Array(NUM_BUCKETS);
 
   constructor(opts: SamplerOptions = {}) {
     const t = opts.temperature ?? 0;
@@ -74,7 +81,8 @@ export class Sampler {
     if (this.greedy) return argmax(logits, length);
     if (this.weights.length < length) {
       this.weights = new Float32Array(length);
-      this.cand = new Int32Array(length);
+      this.bucketOf = new Uint16Array(length);
+      this.kept = new Int32Array(length);
     }
     const w = this.weights;
     const invT = 1 / this.temperature;
@@ -84,61 +92,109 @@ export class Sampler {
       if (v > max) max = v;
     }
     if (!Number.isFinite(max)) return argmax(logits, length);
+    if (this.topK === 0 && this.topP >= 1) {
+      // No truncation at all: one multinomial draw over the whole vocabulary.
+      let sum = 0;
+      for (let i = 0; i < length; i++) {
+        const e = Math.exp((logits[i]! - max) * invT);
+        w[i] = e;
+        sum += e;
+      }
+      return this.draw(w, length, sum);
+    }
+    const bOf = this.bucketOf;
+    const mass = this.bucketMass.fill(0);
+    const count = this.bucketCount.fill(0);
     let total = 0;
     for (let i = 0; i < length; i++) {
-      const e = Math.exp((logits[i]! - max) * invT);
+      const sc = (logits[i]! - max) * invT; // <= 0
+      const e = Math.exp(sc);
       w[i] = e;
       total += e;
+      let b = Math.floor(-sc * BUCKETS_PER_NAT);
+      if (!(b < NUM_BUCKETS)) b = NUM_BUCKETS - 1; // also NaN
+      bOf[i] = b;
+      mass[b]! += e;
+      count[b]!++;
     }
-    // No truncation at all: one multinomial draw over the whole vocabulary.
-    if (this.topK === 0 && this.topP >= 1) return this.draw(w, length, total);
-
-    const cand = this.cand;
-    // The largest weight is exactly 1 (exp(0)); thresholds are relative to it.
-    let threshold = 1e-3;
-    for (;;) {
-      let n = 0;
-      for (let i = 0; i < length; i++) if (w[i]! >= threshold) cand[n++] = i;
-      const ids = Array.from(cand.subarray(0, n));
-      ids.sort((a, b) => w[b]! - w[a]! || a - b);
-      const complete = n === length || threshold === 0;
-      let kept = ids;
-      if (this.topK > 0) {
-        if (n < this.topK && !complete) {
-          threshold = lower(threshold);
-          continue;
-        }
-        kept = ids.slice(0, this.topK);
-      }
-      // Nucleus within the kept set, relative to the kept mass (top-k first, as in transformers).
-      const mass = this.topK > 0 ? kept.reduce((s, i) => s + w[i]!, 0) : total;
-      const target = this.topP * mass;
-      let acc = 0;
-      let cut = -1;
-      for (let j = 0; j < kept.length; j++) {
-        acc += w[kept[j]!]!;
-        if (acc >= target * (1 - 1e-7)) {
-          cut = j + 1;
+    // The boundary bucket: top-k by count, else top-p by mass.
+    let boundary = NUM_BUCKETS - 1;
+    let need = 0; // tokens (top-k) still needed from the boundary bucket
+    let above = 0; // mass (top-p) of the buckets above it
+    const target = this.topP * total * (1 - 1e-7);
+    if (this.topK > 0) {
+      let c = 0;
+      for (let b = 0; b < NUM_BUCKETS; b++) {
+        if (c + count[b]! >= this.topK) {
+          boundary = b;
+          need = this.topK - c;
           break;
         }
+        c += count[b]!;
       }
-      if (cut < 0) {
-        if (!complete) {
-          threshold = lower(threshold);
-          continue;
+    } else {
+      let m = 0;
+      for (let b = 0; b < NUM_BUCKETS; b++) {
+        if (m + mass[b]! >= target) {
+          boundary = b;
+          break;
         }
-        cut = kept.length;
+        m += mass[b]!;
       }
-      const nucleus = kept.slice(0, cut);
-      let nm = 0;
-      for (const i of nucleus) nm += w[i]!;
-      let r = this.rng() * nm;
-      for (const i of nucleus) {
-        r -= w[i]!;
-        if (r < 0) return i;
-      }
-      return nucleus[nucleus.length - 1]!;
+      above = m;
     }
+    // Keep every token above the boundary bucket; sort the boundary bucket only.
+    const kept = this.kept;
+    let n = 0;
+    const edge: number[] = [];
+    for (let i = 0; i < length; i++) {
+      const b = bOf[i]!;
+      if (b < boundary) kept[n++] = i;
+      else if (b === boundary) edge.push(i);
+    }
+    edge.sort((a, b) => w[b]! - w[a]! || a - b);
+    if (this.topK > 0) {
+      for (let j = 0; j < need && j < edge.length; j++) kept[n++] = edge[j]!;
+      // Nucleus within the top k, relative to their mass (top-k first, as in transformers).
+      let ids = Array.from(kept.subarray(0, n));
+      if (this.topP < 1) {
+        ids.sort((a, b) => w[b]! - w[a]! || a - b);
+        let km = 0;
+        for (const i of ids) km += w[i]!;
+        const t = this.topP * km * (1 - 1e-7);
+        let acc = 0;
+        let cut = ids.length;
+        for (let j = 0; j < ids.length; j++) {
+          acc += w[ids[j]!]!;
+          if (acc >= t) {
+            cut = j + 1;
+            break;
+          }
+        }
+        ids = ids.slice(0, cut);
+      }
+      return this.pick(ids, ids.length);
+    }
+    let acc = above;
+    for (const i of edge) {
+      kept[n++] = i;
+      acc += w[i]!;
+      if (acc >= target) break;
+    }
+    return this.pick(kept, n);
+  }
+
+  /** Draws among `ids[0..n)` proportionally to their weights. */
+  private pick(ids: ArrayLike<number>, n: number): number {
+    const w = this.weights;
+    let m = 0;
+    for (let j = 0; j < n; j++) m += w[ids[j]!]!;
+    let r = this.rng() * m;
+    for (let j = 0; j < n; j++) {
+      r -= w[ids[j]!]!;
+      if (r < 0) return ids[j]!;
+    }
+    return ids[n - 1]!;
   }
 
   private draw(w: Float32Array, length: number, total: number): number {
@@ -154,9 +210,4 @@ export class Sampler {
     }
     return last;
   }
-}
-
-function lower(t: number): number {
-  const next = t / 100;
-  return next < 1e-30 ? 0 : next;
 }
