@@ -71,6 +71,11 @@ export interface E2EOptions {
   browser?: boolean;
   /** Port on 127.0.0.1 (default 0: a free port chosen by code-server). */
   port?: number;
+  /**
+   * Kill code-server at once on SIGINT/SIGTERM/SIGHUP of this process and exit (default true).
+   * Pass false when the caller handles these signals itself and calls stop().
+   */
+  handleSignals?: boolean;
 }
 
 export interface Timings {
@@ -158,7 +163,7 @@ function sanitize(name: string): string {
 
 /** Started groups, killed on exit even if a test runner forgets to call stop(). */
 const liveGroups = new Set<number>();
-process.once('exit', () => {
+function killLiveGroups(): void {
   for (const pgid of liveGroups) {
     try {
       process.kill(-pgid, 'SIGKILL');
@@ -166,7 +171,21 @@ process.once('exit', () => {
       // gone
     }
   }
-});
+  liveGroups.clear();
+}
+process.once('exit', killLiveGroups);
+let signalsHandled = false;
+/** Ctrl+C or a CI timeout (SIGTERM) would end this process without 'exit' handlers: end code-server too. */
+function handleSignals(): void {
+  if (signalsHandled) return;
+  signalsHandled = true;
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    process.once(signal, () => {
+      killLiveGroups();
+      process.exit(code);
+    });
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -207,6 +226,7 @@ export class E2E {
    * When anything fails on the way, whatever was started is stopped before the error is thrown.
    */
   static async start(options: E2EOptions): Promise<E2E> {
+    if (options.handleSignals !== false) handleSignals();
     const toolchain = ensureInstalled();
     const vsix = options.vsix ?? ensureVsix();
     const name = sanitize(options.name);

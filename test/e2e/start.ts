@@ -75,6 +75,7 @@ async function main(): Promise<void> {
     stateDir,
     browser: false,
     port: args.port,
+    handleSignals: false,
     // The product uses the user's model, not the test fixture.
     settings: { 'r1.model.path': undefined },
   });
