@@ -164,6 +164,11 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO): Prom
 }
 
 if (require.main === module) {
+  // `r1 ask ... | head`: a closed pipe ends the run quietly instead of crashing on EPIPE.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   void main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
