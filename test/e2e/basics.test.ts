@@ -63,6 +63,15 @@ test('"R1: Fix" with no editor open shows a notification saying why nothing happ
   });
 });
 
+test('the Reasoning view opens and its webview renders the extension\'s page', async () => {
+  await e2e.step('reasoning-view', async () => {
+    const frame = await e2e.openReasoningView();
+    const text = (await frame.locator('#app').innerText()).trim();
+    assert.ok(text.length > 0, 'the view shows content');
+    await e2e.screenshot('reasoning-view');
+  });
+});
+
 test('stopping the harness ends code-server, the extension host and the R1 server', async () => {
   const pid = e2e.codeServerPid;
   assert.ok(pid !== undefined);

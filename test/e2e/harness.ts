@@ -425,24 +425,28 @@ export class E2E {
 
   /**
    * The frame holding the Reasoning view's own document. Webviews are nested iframes in
-   * code-server: an outer host frame and an inner `active-frame` with the extension's HTML.
-   * Found by a selector that only the view's document has (default `body`), so call after the
-   * view was opened.
+   * code-server: a host frame (`.../webview/browser/pre/index.html?...&extensionId=r1-coder.r1-coder`)
+   * and, inside it, the frame with the extension's HTML. Waits until that inner frame has
+   * `selector` (default `#app`, the root the view's script renders into), so call it after the view
+   * was opened (e.g. `openReasoningView()`).
    */
-  async reasoningFrame(selector = 'body', timeoutMs = 30_000): Promise<Frame> {
+  async reasoningFrame(selector = '#app', timeoutMs = 30_000): Promise<Frame> {
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
       for (const frame of this.page.frames()) {
-        if (frame === this.page.mainFrame()) continue;
-        // The extension's document lives in the inner frame of a webview host whose URL names the extension.
-        const parentUrl = frame.parentFrame()?.url() ?? '';
-        if (!/extensionId=r1-coder\.r1-coder/i.test(parentUrl) && !/extensionId=r1-coder\.r1-coder/i.test(frame.url())) continue;
-        if (!frame.url().includes('fake.html') && !/active-frame|index\.html/.test(frame.name() + frame.url())) continue;
+        const host = frame.parentFrame();
+        if (!host || !new RegExp(`[?&]extensionId=${escapeRegExp(EXTENSION_ID)}(&|$)`, 'i').test(host.url())) continue;
         if ((await frame.locator(selector).count().catch(() => 0)) > 0) return frame;
       }
       await this.page.waitForTimeout(100);
     }
     throw new Error(`No webview frame of ${EXTENSION_ID} with ${selector} appeared within ${timeoutMs} ms. Frames: ${this.page.frames().map((f) => f.url()).join(', ')}`);
+  }
+
+  /** Opens (reveals) the Reasoning view and returns its document's frame. */
+  async openReasoningView(selector = '#app'): Promise<Frame> {
+    await this.runCommand('R1 Coder: Focus on Reasoning View');
+    return this.reasoningFrame(selector);
   }
 
   /**
