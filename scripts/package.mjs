@@ -3,7 +3,7 @@
 //   npm run package -- --target linux-x64 [--out FILE.vsix]
 //
 // Targets: linux-x64, linux-arm64, win32-x64, darwin-arm64 (default: this machine's platform).
-// Steps, in a stage folder (.cache/package/stage-<target>, removed afterwards): copy the sources and
+// Steps, in a stage folder (.cache/package/stage-<target>-<pid>, removed afterwards): copy the sources and
 // the production dependency closure, build production bundles (scripts/build.mjs --production), then
 // `vsce package --target T` with `.vscodeignore` plus the lines that bring back exactly that
 // platform's onnxruntime-node binaries (no other platform, no CUDA/TensorRT provider libraries).
@@ -44,8 +44,12 @@ const BUNDLES = ['dist/extension.js', 'dist/server.js', 'dist/cli.js', 'dist/web
  */
 const STAGE_INPUTS = ['package.json', 'README.md', 'LICENSE', 'LICENSE.md', 'LICENSE.txt', 'CHANGELOG.md', 'tsconfig.json', 'media', 'src', 'webview', 'scripts/build.mjs'];
 
+/** The stage folder of this run, removed on failure too. */
+let stageDir;
+
 function fail(message) {
   console.error(`[package] ${message}`);
+  if (stageDir) rmSync(stageDir, { recursive: true, force: true });
   process.exit(1);
 }
 
@@ -112,9 +116,10 @@ function copyTree(from, to) {
 }
 
 function stage(targetName) {
-  const dir = join(ROOT, '.cache/package', `stage-${targetName}`);
+  const dir = join(ROOT, '.cache/package', `stage-${targetName}-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
+  stageDir = dir;
   for (const p of STAGE_INPUTS) {
     if (existsSync(join(ROOT, p))) cpSync(join(ROOT, p), join(dir, p), { recursive: true });
   }
