@@ -1,13 +1,18 @@
 /**
- * Every command of the manifest, as one typed table. A command whose feature is not built yet
- * says so plainly when run, instead of doing nothing.
+ * Every command of the manifest, as one typed table. A command that cannot act says why.
  */
 import * as vscode from 'vscode';
+import type { ModelCommands } from './models';
+import type { ProposalStore } from './proposals';
 import type { R1Server } from './server';
+import type { TargetArgs, Workflows } from './workflows';
 
 export interface CommandContext {
   server: R1Server;
   log: vscode.LogOutputChannel;
+  workflows: Workflows;
+  proposals: ProposalStore;
+  models: ModelCommands;
 }
 
 type Handler = (ctx: CommandContext, ...args: unknown[]) => unknown;
@@ -25,23 +30,28 @@ export type CommandId =
   | 'r1.showLog'
   | 'r1.restartServer';
 
-function notBuiltYet(title: string): Handler {
-  return () => {
-    void vscode.window.showInformationMessage(
-      `R1: ${title} is not available in this build of R1 Coder yet. It arrives with a coming release; nothing was changed.`,
-    );
-  };
+function targetArgs(arg: unknown): TargetArgs | undefined {
+  return typeof arg === 'object' && arg !== null && typeof (arg as TargetArgs).uri === 'string' ? (arg as TargetArgs) : undefined;
+}
+
+/** Runs a proposal action and shows why it could not act. */
+async function onProposal(action: () => Promise<void> | void): Promise<void> {
+  try {
+    await action();
+  } catch (e) {
+    void vscode.window.showWarningMessage(`R1: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 export const commands: Record<CommandId, Handler> = {
-  'r1.ask': notBuiltYet('Ask'),
-  'r1.fix': notBuiltYet('Fix'),
-  'r1.explain': notBuiltYet('Explain'),
-  'r1.acceptEdit': notBuiltYet('Accept Edit'),
-  'r1.rejectEdit': notBuiltYet('Reject Edit'),
-  'r1.cancel': notBuiltYet('Cancel'),
-  'r1.downloadModel': notBuiltYet('Download Model'),
-  'r1.selectModel': notBuiltYet('Select Model'),
+  'r1.ask': ({ workflows }, arg) => workflows.ask(targetArgs(arg)),
+  'r1.fix': ({ workflows }, arg) => workflows.fix(targetArgs(arg)),
+  'r1.explain': ({ workflows }, arg) => workflows.explain(targetArgs(arg)),
+  'r1.acceptEdit': ({ proposals }) => onProposal(() => proposals.accept()),
+  'r1.rejectEdit': ({ proposals }) => onProposal(() => proposals.reject()),
+  'r1.cancel': ({ workflows }) => workflows.cancel(),
+  'r1.downloadModel': ({ models }) => models.download(),
+  'r1.selectModel': ({ models }) => models.select(),
   'r1.showLog': ({ log }) => log.show(),
   'r1.restartServer': async ({ server, log }) => {
     try {

@@ -1,20 +1,40 @@
 /**
- * Extension entry point. Activation stays light: it registers commands, the status item and the
- * log, and loads neither the language server nor ONNX Runtime; the server starts on first use.
+ * Extension entry point. Activation stays light: it registers commands, the Reasoning view, the
+ * code actions, the status item and the log, and loads neither the language server nor ONNX
+ * Runtime; the server starts on the first request.
  */
 import * as vscode from 'vscode';
+import { R1CodeActions } from './codeActions';
 import { registerCommands } from './commands';
+import { defaultModelDir, ModelCommands } from './models';
+import { ProposalStore } from './proposals';
+import { registerReasoningView } from './reasoningView';
 import { R1Server } from './server';
 import { StatusItem } from './status';
+import { Workflows } from './workflows';
 
 let server: R1Server | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('R1 Coder', { log: true });
-  server = new R1Server(context, log);
+  server = new R1Server(context, log, defaultModelDir(context));
   const status = new StatusItem();
-  context.subscriptions.push(log, server, status, server.onDidChangeState((s) => status.update(s)));
-  context.subscriptions.push(...registerCommands({ server, log }));
+  const view = registerReasoningView(context, log);
+  const proposals = new ProposalStore(view, log);
+  const workflows = new Workflows(server, view, proposals, log);
+  const models = new ModelCommands(context, server, log);
+  context.subscriptions.push(
+    log,
+    server,
+    status,
+    proposals,
+    workflows,
+    server.onDidChangeState((s) => status.update(s)),
+    vscode.languages.registerCodeActionsProvider([{ scheme: 'file' }, { scheme: 'untitled' }], new R1CodeActions(), {
+      providedCodeActionKinds: R1CodeActions.kinds,
+    }),
+    ...registerCommands({ server, log, workflows, proposals, models }),
+  );
   log.info(`R1 Coder ${String(context.extension.packageJSON.version)} activated.`);
 }
 

@@ -16,7 +16,7 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
-import { PingRequest, StateNotification, type ServerState } from '../protocol/server';
+import { PingRequest, RequestProgressNotification, StateNotification, StreamNotification, type ServerState } from '../protocol/server';
 
 /** How many crashes within `CRASH_WINDOW_MS` we restart from before giving up and asking the user. */
 const MAX_RESTARTS = 5;
@@ -31,10 +31,18 @@ export class R1Server implements vscode.Disposable {
   private readonly stateEmitter = new vscode.EventEmitter<ClientState>();
   readonly onDidChangeState = this.stateEmitter.event;
   private current: ClientState = { kind: 'stopped' };
+  private readonly streamEmitter = new vscode.EventEmitter<StreamNotification.Params>();
+  /** Streamed text of running requests, keyed by request id. */
+  readonly onStream = this.streamEmitter.event;
+  private readonly progressEmitter = new vscode.EventEmitter<RequestProgressNotification.Params>();
+  /** Queue position, model loading and start of running requests. */
+  readonly onRequestProgress = this.progressEmitter.event;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly log: vscode.LogOutputChannel,
+    /** Passed to the server: where R1: Download Model puts the default model. */
+    private readonly defaultModelDir: string,
   ) {}
 
   get state(): ClientState {
@@ -83,6 +91,8 @@ export class R1Server implements vscode.Disposable {
   dispose(): void {
     void this.stop();
     this.stateEmitter.dispose();
+    this.streamEmitter.dispose();
+    this.progressEmitter.dispose();
   }
 
   private setState(state: ClientState): void {
@@ -99,7 +109,8 @@ export class R1Server implements vscode.Disposable {
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       outputChannel: this.log,
-      initializationOptions: { extensionVersion: String(this.context.extension.packageJSON.version) },
+      initializationOptions: { extensionVersion: String(this.context.extension.packageJSON.version), defaultModelDir: this.defaultModelDir },
+      middleware: { workspace: { configuration: restrictUntrustedSettings } },
       errorHandler: this.errorHandler(),
       initializationFailedHandler: (error) => {
         this.log.error(`The R1 server failed to initialize: ${String(error)}`);
@@ -111,6 +122,8 @@ export class R1Server implements vscode.Disposable {
     this.client = client;
     this.setState({ kind: 'starting' });
     client.onNotification(StateNotification.type, (state) => this.setState(state));
+    client.onNotification(StreamNotification.type, (p) => this.streamEmitter.fire(p));
+    client.onNotification(RequestProgressNotification.type, (p) => this.progressEmitter.fire(p));
     this.log.info(`Starting the R1 server: ${module}`);
     await client.start();
     return client;
@@ -136,3 +149,33 @@ export class R1Server implements vscode.Disposable {
     };
   }
 }
+
+/** Settings a workspace may not choose while it is untrusted: only the user's own values count. */
+const RESTRICTED = ['model.path', 'executionProvider'] as const;
+
+/**
+ * Answers the server's `workspace/configuration` pulls. In an untrusted workspace the
+ * restricted settings come from the user's settings only, never from the workspace's.
+ */
+const restrictUntrustedSettings: NonNullable<NonNullable<LanguageClientOptions['middleware']>['workspace']>['configuration'] = async (
+  params,
+  token,
+  next,
+) => {
+  const result = await next(params, token);
+  if (vscode.workspace.isTrusted || !Array.isArray(result)) return result;
+  return result.map((value: unknown, i: number) => {
+    if (params.items[i]?.section !== 'r1' || typeof value !== 'object' || value === null) return value;
+    const copy = structuredClone(value) as Record<string, Record<string, unknown> | unknown>;
+    const config = vscode.workspace.getConfiguration('r1');
+    for (const key of RESTRICTED) {
+      const inspected = config.inspect(key);
+      const userValue = inspected?.globalValue ?? inspected?.defaultValue;
+      const parts = key.split('.');
+      let target = copy as Record<string, unknown>;
+      for (const p of parts.slice(0, -1)) target = (target[p] ??= {}) as Record<string, unknown>;
+      target[parts[parts.length - 1]] = userValue;
+    }
+    return copy;
+  });
+};

@@ -29,6 +29,7 @@ const expectedSettings = [
   'r1.generation.topP',
   'r1.generation.contextWindow',
   'r1.cpu.threads',
+  'r1.model.hubUrl',
 ];
 
 test('identity: name, display name, main in dist/, an engines.vscode minimum', () => {

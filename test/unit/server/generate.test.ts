@@ -85,14 +85,7 @@ test('r1/ask loads the model on first use, streams reasoning then answer, and en
 
 test('cancelling a running request ends it as cancelled, keeping what streamed; the next request works', async () => {
   const source = new CancellationTokenSource();
-  const seen = new Promise<void>((resolve) => {
-    const d = server.connection.onNotification(StreamNotification.type, (p) => {
-      if (p.requestId === 'cancel-1' && p.reasoningTokens >= 5) {
-        d.dispose();
-        resolve();
-      }
-    });
-  });
+  const seen = server.waitFor<StreamNotification.Params>(StreamNotification.method, (p) => p.requestId === 'cancel-1' && p.reasoningTokens >= 5);
   const pending = server.connection.sendRequest(FixRequest.type, params('cancel-1'), source.token);
   await seen;
   source.cancel();
@@ -108,14 +101,7 @@ test('cancelling a running request ends it as cancelled, keeping what streamed; 
 test('requests run one at a time; a queued request shows as queued and can be cancelled before it runs', async () => {
   const source = new CancellationTokenSource();
   const first = server.connection.sendRequest(AskRequest.type, params('q-1'));
-  const queuedSeen = new Promise<void>((resolve) => {
-    const d = server.connection.onNotification(RequestProgressNotification.type, (p) => {
-      if (p.requestId === 'q-2' && p.phase === 'queued') {
-        d.dispose();
-        resolve();
-      }
-    });
-  });
+  const queuedSeen = server.waitFor<RequestProgressNotification.Params>(RequestProgressNotification.method, (p) => p.requestId === 'q-2' && p.phase === 'queued');
   const second = server.connection.sendRequest(AskRequest.type, params('q-2'), source.token);
   await queuedSeen;
   source.cancel();

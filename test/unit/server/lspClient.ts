@@ -16,6 +16,8 @@ export interface RunningServer {
   initializeResult: InitializeResult;
   /** Notifications received so far, by method. */
   notifications: { method: string; params: unknown }[];
+  /** Resolves with the first notification (received so far or later) of `method` that matches. */
+  waitFor<T>(method: string, match?: (params: T) => boolean): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -32,7 +34,17 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const child = fork(SERVER_BUNDLE, ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   const connection = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
   const notifications: { method: string; params: unknown }[] = [];
-  connection.onNotification((method, params) => notifications.push({ method, params }));
+  // One catch-all handler: a method-specific handler would hide its notifications from this list.
+  const waiters = new Set<{ method: string; match: (p: unknown) => boolean; resolve: (p: unknown) => void }>();
+  connection.onNotification((method, params) => {
+    notifications.push({ method, params });
+    for (const w of [...waiters]) {
+      if (w.method === method && w.match(params)) {
+        waiters.delete(w);
+        w.resolve(params);
+      }
+    }
+  });
   // The requests a real LanguageClient answers for the server.
   connection.onRequest('workspace/configuration', (params: { items: { section?: string }[] }) =>
     params.items.map((item) => (item.section === 'r1' ? settings : null)),
@@ -52,6 +64,13 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     connection,
     initializeResult,
     notifications,
+    waitFor<T>(method: string, match: (params: T) => boolean = () => true): Promise<T> {
+      const seen = notifications.find((n) => n.method === method && match(n.params as T));
+      if (seen) return Promise.resolve(seen.params as T);
+      return new Promise<T>((resolve) => {
+        waiters.add({ method, match: (p) => match(p as T), resolve: (p) => resolve(p as T) });
+      });
+    },
     async stop() {
       connection.dispose();
       if (child.exitCode === null && child.signalCode === null) {

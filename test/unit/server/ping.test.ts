@@ -17,6 +17,8 @@ test('the server initializes over IPC and names itself', () => {
 });
 
 test('r1/ping answers with the nonce, its own pid and its state', async () => {
+  // The server announces its state once it has pulled the settings after initialization.
+  await server.waitFor(StateNotification.method);
   const result = await server.connection.sendRequest(PingRequest.type, { nonce: 'abc123' });
   assert.equal(result.nonce, 'abc123');
   assert.equal(result.serverVersion, '1.2.3-test');
@@ -26,8 +28,8 @@ test('r1/ping answers with the nonce, its own pid and its state', async () => {
 });
 
 test('the server announces its state after initialization', async () => {
-  // The notification is sent from onInitialized; a ping round trip after it orders the stream.
-  await server.connection.sendRequest(PingRequest.type, { nonce: 'sync' });
+  const first = await server.waitFor<{ kind: string; message: string }>(StateNotification.method);
+  assert.match(first.message, /No model is configured/, 'with no model set, the state says so');
   const states = server.notifications.filter((n) => n.method === StateNotification.method);
   assert.deepEqual(
     states.map((s) => (s.params as { kind: string }).kind),
