@@ -66,7 +66,8 @@ test('"R1: Fix" with no editor open shows a notification saying why nothing happ
 test('the Reasoning view opens and its webview renders the extension\'s page', async () => {
   await e2e.step('reasoning-view', async () => {
     const frame = await e2e.openReasoningView();
-    const text = (await frame.locator('#app').innerText()).trim();
+    // The page renders after its script starts and the extension answers; wait for content.
+    const text = await e2e.until('text in the Reasoning view', async () => (await frame.locator('#app').innerText()).trim(), 20_000);
     assert.ok(text.length > 0, 'the view shows content');
     await e2e.screenshot('reasoning-view');
   });

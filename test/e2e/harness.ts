@@ -485,6 +485,25 @@ export class E2E {
     return join(this.workspace, path);
   }
 
+  /**
+   * Polls `probe` until it returns a value other than undefined/false/'' and returns that value;
+   * throws with `what` after `timeoutMs`. For conditions no selector expresses.
+   */
+  async until<T>(what: string, probe: () => Promise<T | undefined | false | ''>, timeoutMs = 30_000): Promise<T> {
+    const end = Date.now() + timeoutMs;
+    let lastError: unknown;
+    while (Date.now() < end) {
+      try {
+        const value = await probe();
+        if (value !== undefined && value !== false && value !== '') return value;
+      } catch (e) {
+        lastError = e;
+      }
+      await this.page.waitForTimeout(100);
+    }
+    throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}.${lastError ? ` Last error: ${String(lastError)}` : ''}`);
+  }
+
   /** Runs one scenario step; on failure saves a screenshot named after it before rethrowing. */
   async step<T>(label: string, fn: () => Promise<T>): Promise<T> {
     try {
