@@ -29,8 +29,9 @@ import {
   firstLine,
   isModelFileError,
   planProviders,
-  probePlatform,
+  probeExecutionProviders,
 } from './providers';
+import { firstRunOnDevice, keepsKvOnDevice, webgpuOutputLocations } from './device';
 import { DecoderSession } from './session';
 import { R1Tokenizer } from './tokenizer';
 import type {
@@ -57,14 +58,18 @@ interface Loaded {
   file: string;
 }
 
-/** ONNX Runtime's session options for one provider. */
-export function sessionOptions(provider: ExecutionProvider, opts: LoadOptions): ort.InferenceSession.SessionOptions {
+/**
+ * ONNX Runtime's session options for one provider. With WebGPU and the layer count known, the
+ * KV cache outputs stay on the device (see device.ts).
+ */
+export function sessionOptions(provider: ExecutionProvider, opts: LoadOptions, numLayers?: number): ort.InferenceSession.SessionOptions {
   const o: ort.InferenceSession.SessionOptions = {
     executionProviders: [provider],
     graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
     logSeverityLevel: 3,
   };
   if (opts.cpuThreads && opts.cpuThreads > 0) o.intraOpNumThreads = opts.cpuThreads;
+  if (keepsKvOnDevice(provider) && numLayers !== undefined && numLayers > 0) o.preferredOutputLocation = webgpuOutputLocations(numLayers);
   return o;
 }
 
@@ -152,7 +157,7 @@ export class R1Engine {
     const variants = listVariants(dir);
     // Fails early (before any provider work) when onnx/ holds no model or the variant is absent.
     chooseVariant(dir, variants, opts.variant, 'cpu');
-    const probe = internals.probe ?? probePlatform();
+    const probe = internals.probe ?? (await probeExecutionProviders());
     const plan = planProviders(opts.provider, probe);
     const create = internals.createSession ?? ((file, o) => ort.InferenceSession.create(file, o));
 
@@ -165,9 +170,20 @@ export class R1Engine {
         if (size === 0) throw new ModelError('unreadable-file', `${basename(file)} is empty.`, 'The file may be truncated; download it again.', file);
         progress('session', `creating the ${p} session for ${basename(file)} (${(size / 1e6).toFixed(1)} MB)`, 0.2);
         try {
-          const session = await create(file, sessionOptions(p, opts));
+          const session = await create(file, sessionOptions(p, opts, config.numHiddenLayers));
+          if (p !== 'cpu') {
+            // A GPU provider that cannot run the graph falls back here instead of failing validation below.
+            try {
+              const signature = validateSignature(file, session.inputMetadata as unknown as ValueMetadataLike[], session.outputMetadata as unknown as ValueMetadataLike[], config);
+              await firstRunOnDevice(p, session, signature, config.vocabSize, tokenizer.bosTokenId ?? config.bosTokenId ?? 0);
+            } catch (e) {
+              await session.release().catch(() => undefined);
+              throw e;
+            }
+          }
           return { session, variant, file };
         } catch (e) {
+          if (e instanceof ModelError) throw e;
           const msg = e instanceof Error ? e.message : String(e);
           if (isModelFileError(msg)) throw modelFileError(file, e);
           throw e;
@@ -178,6 +194,7 @@ export class R1Engine {
       notes.push(
         `The session was created with only the ${provider} provider listed; ONNX Runtime may still place nodes ${provider} cannot run (shape computations) on the CPU, and onnxruntime-node does not report node placement.`,
       );
+      if (keepsKvOnDevice(provider)) notes.push('The KV cache (present.*) stays in GPU buffers between steps; only the logits are copied to host memory.');
     }
 
     progress('validate', 'checking the graph against config.json', 0.8);

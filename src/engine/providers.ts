@@ -13,6 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { checkCudaRuntime, type CheckCudaOptions } from './download/cuda';
 import { ModelError } from './errors';
 import type { ExecutionProvider, ProviderAttempt, ProviderPreference } from './types';
 
@@ -23,6 +24,12 @@ export interface PlatformProbe {
   supportedBackends: readonly string[];
   /** Whether libonnxruntime_providers_cuda.so is next to the binding. */
   cudaLibraryPresent: boolean;
+  /**
+   * Whether the CUDA 12 and cuDNN 9 runtime libraries the CUDA provider loads can be found
+   * (checkCudaRuntime). Made only when the provider library is present; undefined means not
+   * checked, and then session creation is left to tell.
+   */
+  cudaRuntime?: { ok: boolean; message: string };
 }
 
 export interface ProviderPlan {
@@ -40,21 +47,40 @@ export function platformAutoOrder(platform: NodeJS.Platform, arch: string): Exec
   return ['cpu'];
 }
 
-/** Why a provider cannot be tried here, or undefined when it can. */
-export function unavailableReason(p: ExecutionProvider, probe: PlatformProbe): string | undefined {
+export interface Unavailability {
+  reason: string;
+  skipped: NonNullable<ProviderAttempt['skipped']>;
+}
+
+/** Why a provider cannot be tried here (and what kind of reason it is), or undefined when it can. */
+export function unavailability(p: ExecutionProvider, probe: PlatformProbe): Unavailability | undefined {
   if (p === 'cpu') return undefined;
   if (p === 'cuda') {
-    if (probe.platform !== 'linux' || probe.arch !== 'x64') return `CUDA is supported by onnxruntime-node only on Linux x64 (this is ${probe.platform} ${probe.arch})`;
+    if (probe.platform !== 'linux' || probe.arch !== 'x64') {
+      return { reason: `CUDA is supported by onnxruntime-node only on Linux x64 (this is ${probe.platform} ${probe.arch})`, skipped: 'unsupported' };
+    }
     if (!probe.cudaLibraryPresent) {
-      return 'the CUDA provider library (libonnxruntime_providers_cuda.so) is not installed next to the onnxruntime-node binding; reinstall onnxruntime-node without onnxruntime-node-install=skip to fetch it';
+      return {
+        reason:
+          'CUDA support is not installed: the CUDA provider library (libonnxruntime_providers_cuda.so) is not next to the onnxruntime-node binding; run "R1: Install CUDA Support" (or r1 install-cuda)',
+        skipped: 'not-installed',
+      };
+    }
+    if (probe.cudaRuntime && !probe.cudaRuntime.ok) {
+      return { reason: `CUDA support is installed but the CUDA 12 / cuDNN 9 runtime is incomplete. ${probe.cudaRuntime.message}`, skipped: 'broken' };
     }
     return undefined;
   }
   if (!probe.supportedBackends.includes(p)) {
     const where = p === 'dml' ? 'Windows' : p === 'coreml' ? 'macOS' : 'Linux x64 and Windows';
-    return `this onnxruntime-node build has no ${p} provider (it is available on ${where})`;
+    return { reason: `this onnxruntime-node build has no ${p} provider (it is available on ${where})`, skipped: 'unsupported' };
   }
   return undefined;
+}
+
+/** Why a provider cannot be tried here, or undefined when it can. */
+export function unavailableReason(p: ExecutionProvider, probe: PlatformProbe): string | undefined {
+  return unavailability(p, probe)?.reason;
 }
 
 /**
@@ -67,8 +93,8 @@ export function planProviders(pref: ProviderPreference | undefined, probe: Platf
     const order: ExecutionProvider[] = [];
     const skipped: ProviderAttempt[] = [];
     for (const p of platformAutoOrder(probe.platform, probe.arch)) {
-      const reason = unavailableReason(p, probe);
-      if (reason) skipped.push({ provider: p, ok: false, reason });
+      const u = unavailability(p, probe);
+      if (u) skipped.push({ provider: p, ok: false, reason: u.reason, skipped: u.skipped });
       else order.push(p);
     }
     if (!order.includes('cpu')) order.push('cpu');
@@ -104,6 +130,33 @@ export function probePlatform(): PlatformProbe {
     supportedBackends,
     cudaLibraryPresent: bindingDir !== undefined && existsSync(join(bindingDir, 'libonnxruntime_providers_cuda.so')),
   };
+}
+
+/**
+ * probePlatform() plus, when the CUDA provider library is installed, the CUDA 12 / cuDNN 9
+ * runtime check, so that `auto` tries CUDA only when both are there (and says which library is
+ * missing otherwise).
+ */
+export async function probeExecutionProviders(cudaCheck?: CheckCudaOptions): Promise<PlatformProbe> {
+  const probe = probePlatform();
+  if (probe.cudaLibraryPresent && probe.platform === 'linux' && probe.arch === 'x64') {
+    try {
+      const check = await checkCudaRuntime(cudaCheck);
+      probe.cudaRuntime = { ok: check.ok, message: check.message };
+    } catch {
+      // Leave it unchecked: creating the CUDA session will say what is wrong.
+    }
+  }
+  return probe;
+}
+
+/**
+ * True for a fallback the user should hear about: a GPU provider that was tried and failed, or
+ * one that is installed but broken. Providers that are merely not installed or not part of this
+ * build are logged and listed by `r1 info`, but are not a warning.
+ */
+export function isNotableFallback(a: ProviderAttempt): boolean {
+  return !a.ok && a.provider !== 'cpu' && (a.skipped === undefined || a.skipped === 'broken');
 }
 
 /** True when an ONNX Runtime error is about the model file rather than the provider. */

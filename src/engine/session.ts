@@ -31,6 +31,13 @@ export function float16Table(): Float32Array {
   return t;
 }
 
+/** Releases tensors whose data lives in a GPU buffer; host tensors are left alone (they may be shared). */
+function disposeDeviceTensors(tensors: readonly ort.Tensor[]): void {
+  for (const t of tensors) {
+    if (t?.location === 'gpu-buffer') t.dispose();
+  }
+}
+
 export interface ForwardTimings {
   runMs: number;
 }
@@ -76,6 +83,7 @@ export class DecoderSession {
 
   /** Drops the KV cache (the next forward starts a new sequence). */
   reset(): void {
+    disposeDeviceTensors(this.past);
     this.past = this.emptyPast.slice();
     this.pastLen = 0;
   }
@@ -126,10 +134,14 @@ export class DecoderSession {
         { cause: e },
       );
     }
+    // With WebGPU the present.* tensors are GPU buffers (device.ts): they become the next past as
+    // they are, and the previous step's buffers are released once replaced.
     for (let i = 0; i < this.presentNames.length; i++) {
       const t = out[this.presentNames[i]!] as ort.Tensor | undefined;
       if (!t) throw new ModelError('signature-mismatch', `the graph did not return '${this.presentNames[i]}'.`, 'Download the model again.');
+      const old = this.past[i]!;
       this.past[i] = t;
+      if (old.location === 'gpu-buffer') old.dispose();
     }
     this.pastLen = total;
     const logits = out.logits as ort.Tensor;
@@ -178,12 +190,18 @@ export class DecoderSession {
     return this.past[0]!.dims;
   }
 
+  /** Where the KV cache lives: 'cpu', or 'gpu-buffer' when WebGPU keeps it on the device. */
+  cacheLocation(): string {
+    return this.past[0]!.location;
+  }
+
   /** The KV tensors in use (for tests: their data type). */
   cacheData(): KvData {
     return this.past[0]!.data as KvData;
   }
 
   async release(): Promise<void> {
+    disposeDeviceTensors(this.past);
     this.past = [];
     await this.session.release();
   }

@@ -39,6 +39,13 @@ export interface ProviderAttempt {
   provider: ExecutionProvider;
   ok: boolean;
   reason?: string;
+  /**
+   * Set when the provider was passed over without trying to create a session:
+   * 'not-installed' (its optional libraries are absent: nothing is broken), 'unsupported' (this
+   * platform or onnxruntime-node build has no such provider), 'broken' (installed but it cannot
+   * work here, e.g. the CUDA runtime libraries are missing). Absent when a session was tried.
+   */
+  skipped?: 'not-installed' | 'unsupported' | 'broken';
 }
 
 export type GenerationStatus = 'complete' | 'cancelled' | 'length' | 'error';
