@@ -88,7 +88,7 @@ export class Workflows implements vscode.Disposable {
   // ───────────── commands ─────────────
 
   async ask(args?: TargetArgs): Promise<void> {
-    const target = await this.target(args, false);
+    const target = (await this.target(args, false)) ?? undefined;
     const question = await vscode.window.showInputBox({
       title: 'R1: Ask',
       prompt: target?.range && !target.range.isEmpty ? 'Ask about the selected code' : target ? `Ask about ${vscode.workspace.asRelativePath(target.document.uri)}` : 'Ask R1',
@@ -110,11 +110,12 @@ export class Workflows implements vscode.Disposable {
 
   async fix(args?: TargetArgs): Promise<void> {
     const target = await this.target(args, true);
+    if (target === null) return; // target() has said why
     if (!target) {
       void vscode.window.showInformationMessage('R1: Fix works on the code of an editor: select the code to fix, or put the cursor on a problem.');
       return;
     }
-    if (target.document.isClosed || !target.range) return;
+    if (!target.range) return;
     await this.start('fix', 'Fix this code.', target);
   }
 
@@ -138,7 +139,7 @@ export class Workflows implements vscode.Disposable {
   private async target(
     args: TargetArgs | undefined,
     forFix: boolean,
-  ): Promise<{ document: vscode.TextDocument; range?: vscode.Range; diagnostics: vscode.Diagnostic[] } | undefined> {
+  ): Promise<{ document: vscode.TextDocument; range?: vscode.Range; diagnostics: vscode.Diagnostic[] } | undefined | null> {
     let document: vscode.TextDocument | undefined;
     let range: vscode.Range | undefined;
     if (args?.uri) {
@@ -146,7 +147,8 @@ export class Workflows implements vscode.Disposable {
       if (args.range) range = new vscode.Range(args.range.start.line, args.range.start.character, args.range.end.line, args.range.end.character);
     } else {
       const editor = vscode.window.activeTextEditor;
-      if (!editor) return undefined;
+      // Output panels and other virtual documents are not code to work on.
+      if (!editor || !['file', 'untitled', 'vscode-notebook-cell', 'vscode-remote', 'vscode-vfs'].includes(editor.document.uri.scheme)) return undefined;
       document = editor.document;
       range = editor.selection.isEmpty ? (forFix ? new vscode.Range(editor.selection.active, editor.selection.active) : undefined) : editor.selection;
     }
@@ -160,7 +162,7 @@ export class Workflows implements vscode.Disposable {
       const at = all.filter((d) => d.range.contains(range!.start) || d.range.start.line === range!.start.line);
       if (at.length === 0) {
         void vscode.window.showInformationMessage('R1: Fix needs a selection, or the cursor on a problem (a squiggle). Nothing was sent.');
-        return undefined;
+        return null;
       }
       range = await this.enclosingBlock(document, at[0].range);
     }
