@@ -11,9 +11,65 @@ export type ServerState =
   | { kind: 'starting' }
   | { kind: 'no-model'; message: string }
   | { kind: 'loading'; message: string; fraction?: number }
-  | { kind: 'ready'; provider: string; variant: string; model: string }
+  | {
+      kind: 'ready';
+      provider: string;
+      variant: string;
+      model: string;
+      /** GPU providers auto mode tried (or found broken) before the one in use, with the reason. */
+      fallbacks?: ProviderFallback[];
+    }
   | { kind: 'generating'; provider: string; tokensPerSecond?: number; queued: number }
   | { kind: 'error'; message: string };
+
+/** A GPU provider that auto mode could not use, and why. */
+export interface ProviderFallback {
+  provider: string;
+  reason: string;
+  /** 'failed': its session was tried and failed; 'broken': installed but cannot work (e.g. CUDA runtime libraries missing). */
+  kind: 'failed' | 'broken';
+}
+
+/** What the client passes in `initializationOptions`. */
+export interface InitializationOptions {
+  extensionVersion?: string;
+  /** Where R1: Download Model puts the default model (used when r1.model.path is empty). */
+  defaultModelDir?: string;
+  /**
+   * Diagnostic overrides, for support and for tests; the extension never sets them.
+   * `platformProbe` replaces what the server detects about the platform (platform, arch, the
+   * backends of the onnxruntime-node build, whether the CUDA provider library is installed and
+   * the CUDA runtime check), so the provider order of another machine can be reproduced. Every
+   * provider it lets through is still really tried with ONNX Runtime. The server logs a warning
+   * when an override is active.
+   */
+  diagnostics?: {
+    platformProbe?: {
+      platform: string;
+      arch: string;
+      supportedBackends: string[];
+      cudaLibraryPresent: boolean;
+      cudaRuntime?: { ok: boolean; message: string };
+    };
+  };
+}
+
+/**
+ * server → client: auto mode fell back past GPU providers. Sent after a load, at most once per
+ * provider per server session (a reload that meets the same failure does not repeat it), so the
+ * client can warn once. No silent fallback: the reason is also in the log and in `r1 info`.
+ */
+export namespace ProviderFallbackNotification {
+  export const method = 'r1/providerFallback' as const;
+  export interface Params {
+    /** The provider really in use after the fallback. */
+    provider: string;
+    variant: string;
+    /** Providers not reported before in this server session. */
+    fallbacks: ProviderFallback[];
+  }
+  export const type = new NotificationType<Params>(method);
+}
 
 /** client → server: a liveness check that also proves the wiring end to end. */
 export namespace PingRequest {

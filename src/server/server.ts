@@ -19,13 +19,15 @@ import {
 } from 'vscode-languageserver/node';
 import { R1Engine } from '../engine';
 import { isModelError } from '../engine/errors';
-import type { GenerationResult, PromptKind, PromptRequest } from '../engine/types';
+import { isNotableFallback, type PlatformProbe } from '../engine/providers';
+import type { GenerationResult, ModelInfo, PromptKind, PromptRequest } from '../engine/types';
 import {
   AskRequest,
   ExplainRequest,
   FixRequest,
   ModelInfoRequest,
   PingRequest,
+  ProviderFallbackNotification,
   R1ErrorCodes,
   RequestProgressNotification,
   StateNotification,
@@ -34,6 +36,8 @@ import {
   type GenerateError,
   type GenerateParams,
   type GenerateResult,
+  type InitializationOptions,
+  type ProviderFallback,
   type ServerState,
 } from '../protocol/server';
 import { CANCELLED_BEFORE_START, EngineHost, NoModelError, type ServerSettings } from './engineHost';
@@ -47,6 +51,53 @@ let serverVersion = '0.0.0';
 let defaultModelDir: string | undefined;
 let state: ServerState = { kind: 'starting' };
 let loadProgress: WorkDoneProgressReporter | undefined;
+/** initializationOptions.diagnostics.platformProbe: a diagnostic override of the platform probe. */
+let probeOverride: PlatformProbe | undefined;
+/** GPU providers whose fallback the client was told about in this server session. */
+const reportedFallbacks = new Set<string>();
+
+/** The GPU providers auto mode could not use for this model, with the reason. */
+function fallbacksOf(info: ModelInfo): ProviderFallback[] {
+  return info.attempts.filter(isNotableFallback).map((a) => ({ provider: a.provider, reason: a.reason ?? 'unknown reason', kind: a.skipped === 'broken' ? 'broken' : 'failed' }));
+}
+
+function readyState(info: ModelInfo): ServerState {
+  const fallbacks = fallbacksOf(info);
+  return { kind: 'ready', provider: info.provider, variant: info.variant, model: info.modelDir, ...(fallbacks.length > 0 ? { fallbacks } : {}) };
+}
+
+/** Checks the diagnostic probe override; undefined (and a warning) when it is malformed. */
+function parseProbeOverride(raw: unknown): PlatformProbe | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const o = raw as Record<string, unknown>;
+  const ok =
+    typeof o === 'object' &&
+    typeof o.platform === 'string' &&
+    typeof o.arch === 'string' &&
+    Array.isArray(o.supportedBackends) &&
+    o.supportedBackends.every((b) => typeof b === 'string') &&
+    typeof o.cudaLibraryPresent === 'boolean' &&
+    (o.cudaRuntime === undefined || (typeof o.cudaRuntime === 'object' && o.cudaRuntime !== null && typeof (o.cudaRuntime as { ok?: unknown }).ok === 'boolean'));
+  if (!ok) {
+    connection.console.warn(`Ignoring initializationOptions.diagnostics.platformProbe: not a valid probe (${JSON.stringify(raw)}).`);
+    return undefined;
+  }
+  const probe: PlatformProbe = {
+    platform: o.platform as NodeJS.Platform,
+    arch: o.arch as string,
+    supportedBackends: o.supportedBackends as string[],
+    cudaLibraryPresent: o.cudaLibraryPresent as boolean,
+  };
+  if (o.cudaRuntime) {
+    const r = o.cudaRuntime as { ok: boolean; message?: unknown };
+    probe.cudaRuntime = { ok: r.ok, message: typeof r.message === 'string' ? r.message : '' };
+  }
+  return probe;
+}
+
+function loadEngine(opts: Parameters<typeof R1Engine.load>[0]): Promise<R1Engine> {
+  return R1Engine.load(opts, probeOverride ? { probe: probeOverride } : {});
+}
 
 function setState(next: ServerState): void {
   state = next;
@@ -61,7 +112,7 @@ process.on('unhandledRejection', (reason) => {
   connection.console.error(`Unhandled rejection in the R1 server: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
 });
 
-const host = new EngineHost((opts) => R1Engine.load(opts), {
+const host = new EngineHost(loadEngine, {
   onLoading(message, fraction) {
     setState({ kind: 'loading', message, fraction });
     loadProgress?.report(fraction !== undefined ? Math.round(fraction * 100) : 0, message);
@@ -74,7 +125,16 @@ const host = new EngineHost((opts) => R1Engine.load(opts), {
           .map((a) => ` ${a.provider} not used: ${a.reason ?? 'unknown reason'}.`)
           .join(''),
     );
-    setState({ kind: 'ready', provider: info.provider, variant: info.variant, model: info.modelDir });
+    setState(readyState(info));
+    // No silent fallback: each GPU provider that auto mode could not use is logged as a warning
+    // and reported to the client once per server session.
+    const fallbacks = fallbacksOf(info);
+    for (const f of fallbacks) connection.console.warn(`${f.provider} could not be used, running on ${info.provider}: ${f.reason}`);
+    const fresh = fallbacks.filter((f) => !reportedFallbacks.has(f.provider));
+    if (fresh.length > 0) {
+      for (const f of fresh) reportedFallbacks.add(f.provider);
+      void connection.sendNotification(ProviderFallbackNotification.type, { provider: info.provider, variant: info.variant, fallbacks: fresh });
+    }
   },
   onLoadFailed(message) {
     connection.console.error(`The model failed to load: ${message}`);
@@ -84,7 +144,7 @@ const host = new EngineHost((opts) => R1Engine.load(opts), {
     queued.forEach((requestId, i) => void connection.sendNotification(RequestProgressNotification.type, { requestId, phase: 'queued', position: i + 1 }));
     const info = host.loadedInfo;
     if (running && info) setState({ kind: 'generating', provider: info.provider, queued: queued.length });
-    else if (!running && info && state.kind === 'generating') setState({ kind: 'ready', provider: info.provider, variant: info.variant, model: info.modelDir });
+    else if (!running && info && state.kind === 'generating') setState(readyState(info));
   },
 });
 
@@ -107,9 +167,12 @@ function resolveModelDir(settings: ServerSettings): string {
 }
 
 connection.onInitialize((params) => {
-  const options = (params.initializationOptions ?? {}) as { extensionVersion?: unknown; defaultModelDir?: unknown };
+  const options = (params.initializationOptions ?? {}) as { [K in keyof InitializationOptions]?: unknown };
   if (typeof options.extensionVersion === 'string') serverVersion = options.extensionVersion;
   if (typeof options.defaultModelDir === 'string') defaultModelDir = options.defaultModelDir;
+  if (typeof options.diagnostics === 'object' && options.diagnostics !== null) {
+    probeOverride = parseProbeOverride((options.diagnostics as { platformProbe?: unknown }).platformProbe);
+  }
   return {
     capabilities: { textDocumentSync: TextDocumentSyncKind.None },
     serverInfo: { name: 'R1 Coder', version: serverVersion },
@@ -118,6 +181,7 @@ connection.onInitialize((params) => {
 
 connection.onInitialized(() => {
   connection.console.info(`R1 server ${serverVersion} started (pid ${process.pid}, node ${process.version}).`);
+  if (probeOverride) connection.console.warn(`Diagnostic override active: the platform probe is replaced by ${JSON.stringify(probeOverride)}.`);
   void connection.client.register(DidChangeConfigurationNotification.type, { section: 'r1' });
   void pullSettings().then(
     (s) => {
@@ -268,7 +332,7 @@ connection.onRequest(ExplainRequest.type, (params, token) => generate('explain',
 connection.onRequest(ValidateModelRequest.type, async ({ modelDir }) => {
   const settings = await pullSettings();
   try {
-    const engine = await R1Engine.load({ modelDir, variant: settings.variant, provider: settings.provider, cpuThreads: settings.cpuThreads || undefined });
+    const engine = await loadEngine({ modelDir, variant: settings.variant, provider: settings.provider, cpuThreads: settings.cpuThreads || undefined });
     const info = engine.info;
     await engine.dispose();
     return { ok: true as const, info };
