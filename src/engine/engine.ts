@@ -32,6 +32,7 @@ import {
   probeExecutionProviders,
 } from './providers';
 import { firstRunOnDevice, keepsKvOnDevice, webgpuOutputLocations } from './device';
+import { withPreparedCpuModel } from './prepare';
 import { DecoderSession } from './session';
 import { R1Tokenizer } from './tokenizer';
 import type {
@@ -159,7 +160,12 @@ export class R1Engine {
     chooseVariant(dir, variants, opts.variant, 'cpu');
     const probe = internals.probe ?? (await probeExecutionProviders());
     const plan = planProviders(opts.provider, probe);
-    const create = internals.createSession ?? ((file, o) => ort.InferenceSession.create(file, o));
+    const create = withPreparedCpuModel(
+      internals.createSession ?? ((file, o) => ort.InferenceSession.create(file, o)),
+      { prepareForCpu: opts.prepareForCpu, cacheDir: opts.cacheDir },
+      (text) => notes.push(text),
+      (message) => progress('session', message, 0.15),
+    );
 
     const { session: loaded, provider, attempts } = await createWithFallback<Loaded>(
       plan,

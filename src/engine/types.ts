@@ -23,6 +23,14 @@ export interface LoadOptions {
   /** Intra-op threads for the CPU provider; 0 or undefined lets ONNX Runtime decide. */
   cpuThreads?: number;
   graphOptimizationLevel?: GraphOptimizationLevel;
+  /**
+   * On the CPU, load a prepared copy of the model whose MatMulNBits nodes compute in int8
+   * (accuracy_level 4) instead of float32: about 4x faster decoding on q4 models. The copy is
+   * written once (as large as the model) and reused. Default true.
+   */
+  prepareForCpu?: boolean;
+  /** Folder for prepared copies; default the user cache folder (`$XDG_CACHE_HOME/r1-coder/prepared`). */
+  cacheDir?: string;
   /** Progress while loading (reading files, creating the session, validating). */
   onProgress?: (event: LoadProgress) => void;
 }

@@ -1,0 +1,170 @@
+/**
+ * The prepared CPU model: MatMulNBits nodes get accuracy_level 4 in a streamed copy, the copy is
+ * reused, everything else is byte-identical, the logits stay close to the source's, and the engine
+ * loads the copy on the CPU unless told not to.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { onnx } from 'onnx-proto';
+import * as ort from 'onnxruntime-node';
+import { buildBenchModel } from '../../../bench/model';
+import { R1Engine } from '../../../src/engine/engine';
+import { countUnpreparedNodes, defaultPrepareCacheDir, prepareModelForCpu } from '../../../src/engine/prepare';
+
+let modelDir: string;
+let source: string;
+let nodes: number;
+const cacheDir = mkdtempSync(join(tmpdir(), 'r1-prepare-test-'));
+
+before(async () => {
+  const { dir, manifest } = await buildBenchModel({ shape: 'tiny' });
+  modelDir = dir;
+  source = join(dir, manifest.file);
+  nodes = manifest.matMulNBitsNodes;
+});
+
+after(async () => {
+  await rm(cacheDir, { recursive: true, force: true });
+});
+
+async function lastLogits(file: string, ids: number[]): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+  try {
+    const n = ids.length;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, n]),
+    };
+    const meta = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as Record<string, number>;
+    const hd = meta.hidden_size! / meta.num_attention_heads!;
+    for (const name of s.inputNames) {
+      if (name.startsWith('past_key_values.')) feeds[name] = new ort.Tensor('float32', new Float32Array(0), [1, meta.num_key_value_heads!, 0, hd]);
+    }
+    const out = await s.run(feeds);
+    const logits = out.logits!;
+    const v = logits.dims[2]!;
+    return (logits.data as Float32Array).slice((n - 1) * v, n * v);
+  } finally {
+    await s.release();
+  }
+}
+
+function accuracyLevels(file: string): Array<number | undefined> {
+  const m = onnx.ModelProto.decode(readFileSync(file));
+  return m.graph!.node
+    .filter((n) => n.opType === 'MatMulNBits')
+    .map((n) => {
+      const a = n.attribute.find((x) => x.name === 'accuracy_level');
+      return a ? Number(a.i) : undefined;
+    });
+}
+
+describe('prepareModelForCpu', () => {
+  it('rewrites every MatMulNBits node without accuracy_level, and only those bytes', async () => {
+    assert.equal(await countUnpreparedNodes(source), nodes);
+    assert.ok(accuracyLevels(source).every((l) => l === undefined), 'the bench model leaves accuracy_level unset, as the public export');
+    const r = await prepareModelForCpu(source, { cacheDir });
+    assert.equal(r.prepared, true);
+    assert.equal(r.reused, false);
+    assert.equal(r.rewrittenNodes, nodes);
+    assert.ok(r.file.startsWith(cacheDir));
+    assert.deepEqual(accuracyLevels(r.file), new Array<number>(nodes).fill(4));
+    assert.equal(await countUnpreparedNodes(r.file), 0);
+    // Same model apart from the attribute: initializers byte-identical, same node order.
+    const a = onnx.ModelProto.decode(readFileSync(source));
+    const b = onnx.ModelProto.decode(readFileSync(r.file));
+    assert.deepEqual(b.graph!.node.map((n) => n.name), a.graph!.node.map((n) => n.name));
+    assert.equal(b.graph!.initializer.length, a.graph!.initializer.length);
+    for (let i = 0; i < a.graph!.initializer.length; i++) {
+      assert.equal(b.graph!.initializer[i]!.name, a.graph!.initializer[i]!.name);
+      assert.ok(Buffer.from(b.graph!.initializer[i]!.rawData).equals(Buffer.from(a.graph!.initializer[i]!.rawData)));
+    }
+    // Each added attribute is a few bytes.
+    const grown = statSync(r.file).size - statSync(source).size;
+    assert.ok(grown > 0 && grown < nodes * 40, `grew by ${grown} bytes`);
+  });
+
+  it('reuses the prepared copy on the next call', async () => {
+    const first = await prepareModelForCpu(source, { cacheDir });
+    const again = await prepareModelForCpu(source, { cacheDir });
+    assert.equal(again.file, first.file);
+    assert.equal(again.reused, true);
+  });
+
+  it('leaves a model alone when every node already has an accuracy level', async () => {
+    const prepared = (await prepareModelForCpu(source, { cacheDir })).file;
+    const r = await prepareModelForCpu(prepared, { cacheDir: join(cacheDir, 'second') });
+    assert.equal(r.prepared, false);
+    assert.equal(r.file, prepared);
+    assert.match(r.reason ?? '', /no MatMulNBits/);
+  });
+
+  it('falls back to the source with a reason when the cache folder cannot be created', async () => {
+    const blocker = join(cacheDir, 'a-file');
+    writeFileSync(blocker, 'not a folder');
+    const r = await prepareModelForCpu(source, { cacheDir: join(blocker, 'sub') });
+    assert.equal(r.prepared, false);
+    assert.equal(r.file, source);
+    assert.match(r.reason ?? '', /cannot create/);
+  });
+
+  it('keeps logits at accuracy level 4 close to level 0 (int8 compute vs float32)', async () => {
+    const prepared = (await prepareModelForCpu(source, { cacheDir })).file;
+    const ids = [151646, 151644, 9707, 11, 1879, 0, 3555, 374, 220, 17, 10, 17, 30, 151645, 151648, 198];
+    const ref = await lastLogits(source, ids);
+    const q8 = await lastLogits(prepared, ids);
+    let maxDiff = 0;
+    let maxAbs = 0;
+    for (let i = 0; i < ref.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - q8[i]!));
+      maxAbs = Math.max(maxAbs, Math.abs(ref[i]!));
+    }
+    console.log(`# largest logit difference, level 4 vs level 0: ${maxDiff.toExponential(3)} (largest |logit| ${maxAbs.toFixed(3)})`);
+    // The level really changed the computation, and only by int8 rounding of the activations.
+    assert.ok(maxDiff > 0, 'accuracy_level 4 must change the arithmetic');
+    assert.ok(maxDiff < 0.05 * maxAbs, `difference ${maxDiff} too large for logits up to ${maxAbs}`);
+  });
+});
+
+describe('R1Engine on the CPU with a q4 model', () => {
+  it('loads the prepared copy by default and the source when prepareForCpu is false', async () => {
+    const engine = await R1Engine.load({ modelDir, provider: 'cpu', cacheDir });
+    try {
+      assert.ok(engine.info.notes.some((n) => /CPU-prepared copy/.test(n)), engine.info.notes.join('\n'));
+      assert.equal(engine.info.modelFile, source);
+    } finally {
+      await engine.dispose();
+    }
+    const plain = await R1Engine.load({ modelDir, provider: 'cpu', cacheDir, prepareForCpu: false });
+    try {
+      assert.ok(!plain.info.notes.some((n) => /prepared/.test(n)), plain.info.notes.join('\n'));
+    } finally {
+      await plain.dispose();
+    }
+  });
+
+  it('really runs the prepared copy: its logits are those of the level-4 file, not the source', async () => {
+    const ids = [151646, 151644, 9707, 151645, 151648, 198];
+    const prepared = (await prepareModelForCpu(source, { cacheDir })).file;
+    const e = await R1Engine.load({ modelDir, provider: 'cpu', cacheDir, cpuThreads: 1 });
+    let got: Float32Array;
+    try {
+      got = (await e.decoder.forward(ids)).slice();
+    } finally {
+      await e.dispose();
+    }
+    const diff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+    assert.ok(diff(got, await lastLogits(prepared, ids)) < 1e-5);
+    assert.ok(diff(got, await lastLogits(source, ids)) > 1e-4);
+  });
+
+  it('uses the user cache folder by default', () => {
+    assert.match(defaultPrepareCacheDir({ XDG_CACHE_HOME: '/x/cache' }, 'linux'), /^\/x\/cache\/r1-coder\/prepared$/);
+    assert.match(defaultPrepareCacheDir({ LOCALAPPDATA: 'C:\\Users\\u\\AppData\\Local' }, 'win32'), /r1-coder.prepared$/);
+  });
+});
