@@ -297,7 +297,7 @@ export async function buildBenchModel(opts: { shape?: BenchShape; seed?: number;
   const small = onnx.ModelProto.decode(g.encode({ opset: 17, producer: 'r1-coder-bench', docString: `random-weight Qwen2 decoder, ${shape} shapes, q4 (MatMulNBits bits 4, block 32), seed ${seed}` }));
   const lazyNames = new Set(lazy.map((t) => t.name));
   const graph = small.graph!;
-  graph.initializer = graph.initializer.filter((t) => !lazyNames.has(t.name));
+  graph.initializer = (graph.initializer ?? []).filter((t) => !lazyNames.has(t.name ?? ''));
   let otherBytes = 0;
   for (const t of graph.initializer) otherBytes += t.rawData?.length ?? 0;
   const file = join(dir, 'onnx', 'model_q4.onnx');

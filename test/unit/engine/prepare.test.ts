@@ -54,12 +54,15 @@ async function lastLogits(file: string, ids: number[]): Promise<Float32Array> {
   }
 }
 
+function graphOf(file: string): onnx.GraphProto {
+  return onnx.ModelProto.decode(readFileSync(file)).graph as onnx.GraphProto;
+}
+
 function accuracyLevels(file: string): Array<number | undefined> {
-  const m = onnx.ModelProto.decode(readFileSync(file));
-  return m.graph!.node
-    .filter((n) => n.opType === 'MatMulNBits')
+  return graphOf(file)
+    .node.filter((n) => n.opType === 'MatMulNBits')
     .map((n) => {
-      const a = n.attribute.find((x) => x.name === 'accuracy_level');
+      const a = (n.attribute ?? []).find((x) => x.name === 'accuracy_level');
       return a ? Number(a.i) : undefined;
     });
 }
@@ -76,13 +79,13 @@ describe('prepareModelForCpu', () => {
     assert.deepEqual(accuracyLevels(r.file), new Array<number>(nodes).fill(4));
     assert.equal(await countUnpreparedNodes(r.file), 0);
     // Same model apart from the attribute: initializers byte-identical, same node order.
-    const a = onnx.ModelProto.decode(readFileSync(source));
-    const b = onnx.ModelProto.decode(readFileSync(r.file));
-    assert.deepEqual(b.graph!.node.map((n) => n.name), a.graph!.node.map((n) => n.name));
-    assert.equal(b.graph!.initializer.length, a.graph!.initializer.length);
-    for (let i = 0; i < a.graph!.initializer.length; i++) {
-      assert.equal(b.graph!.initializer[i]!.name, a.graph!.initializer[i]!.name);
-      assert.ok(Buffer.from(b.graph!.initializer[i]!.rawData).equals(Buffer.from(a.graph!.initializer[i]!.rawData)));
+    const a = graphOf(source);
+    const b = graphOf(r.file);
+    assert.deepEqual(b.node.map((n) => n.name), a.node.map((n) => n.name));
+    assert.equal(b.initializer.length, a.initializer.length);
+    for (let i = 0; i < a.initializer.length; i++) {
+      assert.equal(b.initializer[i]!.name, a.initializer[i]!.name);
+      assert.ok(Buffer.from(b.initializer[i]!.rawData ?? []).equals(Buffer.from(a.initializer[i]!.rawData ?? [])));
     }
     // Each added attribute is a few bytes.
     const grown = statSync(r.file).size - statSync(source).size;
