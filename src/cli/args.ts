@@ -12,6 +12,7 @@ export class UsageError extends Error {
 export const USAGE = `Usage:
   r1 ask  --model DIR [options] "question"
   r1 info --model DIR [--provider P] [--variant V] [--threads N] [--json]
+  r1 install-cuda [--feed URL] [--check] [--json]
 
 Options for ask:
   --file F               a source file to ask about (its text is context)
@@ -29,6 +30,14 @@ Options for both:
   --variant V            auto | q4 | q4f16 | fp16 | fp32 | int8 | uint8 | quantized | bnb4 (default auto)
   --threads N            CPU intra-op threads (0: ONNX Runtime decides)
   --graph-opt L          disabled | basic | extended | all (default all)
+Options for install-cuda (Linux x64: CUDA 12 + cuDNN 9 support for onnxruntime-node):
+  --feed URL             NuGet v3 flat container (default https://api.nuget.org/v3-flatcontainer/)
+  --check                only check the CUDA 12 / cuDNN 9 runtime libraries and the install
+  --target DIR           where the provider libraries go (default: onnxruntime-node's bin/napi-v6/linux/x64)
+  --version V            package version (default: the installed onnxruntime-node's)
+  --sha512 H             expected sha512 of the package (hex or base64), for feeds that publish none
+  --download-dir DIR     where the package is downloaded and resumed (default: the temp folder)
+  --json                 print one JSON object with the result
 `;
 
 const PROVIDERS: readonly ProviderPreference[] = ['auto', 'cuda', 'dml', 'coreml', 'webgpu', 'cpu'];
@@ -62,7 +71,57 @@ export interface InfoArgs extends CommonArgs {
   command: 'info';
 }
 
-export type CliArgs = AskArgs | InfoArgs | { command: 'help' };
+export interface InstallCudaArgs {
+  command: 'install-cuda';
+  feed?: string;
+  check: boolean;
+  target?: string;
+  version?: string;
+  sha512?: string;
+  downloadDir?: string;
+  json: boolean;
+}
+
+export type CliArgs = AskArgs | InfoArgs | InstallCudaArgs | { command: 'help' };
+
+function parseInstallCuda(rest: readonly string[]): InstallCudaArgs | { command: 'help' } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...rest],
+      allowPositionals: false,
+      strict: true,
+      options: {
+        feed: { type: 'string' },
+        check: { type: 'boolean', default: false },
+        target: { type: 'string' },
+        version: { type: 'string' },
+        sha512: { type: 'string' },
+        'download-dir': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]!);
+  }
+  const v = parsed.values;
+  if (v.help) return { command: 'help' };
+  if (v.feed !== undefined && !/^https?:\/\/[^/]/.test(v.feed)) throw new UsageError(`--feed must be an http(s) URL, got "${v.feed}"`);
+  if (v.version !== undefined && !/^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$/.test(v.version)) throw new UsageError(`--version must look like 1.30.0, got "${v.version}"`);
+  if (v.sha512 !== undefined && !/^([0-9a-fA-F]{128}|[A-Za-z0-9+/]{86}==)$/.test(v.sha512.trim())) throw new UsageError('--sha512 must be 128 hex digits or 88 base64 characters');
+  if (v.check && (v.sha512 !== undefined || v['download-dir'] !== undefined || v.feed !== undefined)) throw new UsageError('--check only checks: it takes no --feed, --sha512 or --download-dir');
+  return {
+    command: 'install-cuda',
+    feed: v.feed,
+    check: v.check === true,
+    target: v.target,
+    version: v.version,
+    sha512: v.sha512?.trim(),
+    downloadDir: v['download-dir'],
+    json: v.json === true,
+  };
+}
 
 function int(name: string, v: string | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
@@ -99,7 +158,8 @@ export function parseSelection(v: string): { startLine: number; endLine: number 
 export function parseCli(argv: readonly string[]): CliArgs {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') return { command: 'help' };
-  if (command !== 'ask' && command !== 'info') throw new UsageError(`unknown command "${command}" (expected ask or info)`);
+  if (command === 'install-cuda') return parseInstallCuda(rest);
+  if (command !== 'ask' && command !== 'info') throw new UsageError(`unknown command "${command}" (expected ask, info or install-cuda)`);
   let parsed;
   try {
     parsed = parseArgs({

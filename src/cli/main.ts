@@ -2,20 +2,26 @@
  * `r1`: the engine on the command line.
  *   r1 ask  --model DIR [options] "question"   streams reasoning (dimmed on a TTY), then the answer
  *   r1 info --model DIR [--json]               loads the model and reports what was chosen and why
+ *   r1 install-cuda [--feed URL] [--check]     CUDA 12 / cuDNN 9 support for onnxruntime-node (Linux x64)
  * Exit codes: 0 done, 1 model error or failed generation, 2 usage error, 130 cancelled (Ctrl-C).
  */
 import { readFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { R1Engine } from '../engine/engine';
+import type { CheckCudaOptions } from '../engine/download/cuda';
+import { isDownloadError } from '../engine/download/errors';
 import { describeError, isModelError } from '../engine/errors';
 import type { GenerationResult, LoadOptions, PromptRequest, StreamEvent } from '../engine/types';
 import { type AskArgs, type CommonArgs, type InfoArgs, USAGE, UsageError, parseCli } from './args';
 import { formatInfo, formatStats } from './format';
+import { CliInstallError, isCancelled, runInstallCuda } from './installCuda';
 
 export interface CliIO {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
+  /** install-cuda: options of the CUDA runtime check (a seam for tests; default: this machine's). */
+  cudaCheck?: CheckCudaOptions;
 }
 
 const defaultIO: CliIO = { stdout: process.stdout, stderr: process.stderr, env: process.env };
@@ -151,13 +157,27 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO): Prom
       return 0;
     }
     if (args.command === 'info') return await runInfo(args, io);
+    if (args.command === 'install-cuda') {
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.on('SIGINT', onSigint);
+      try {
+        return await runInstallCuda(args, { ...io, signal: controller.signal });
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    }
     return await runAsk(args, io);
   } catch (e) {
     if (e instanceof UsageError) {
       io.stderr.write(`r1: ${e.message} (r1 --help for usage)\n`);
       return 2;
     }
-    const msg = isModelError(e) ? e.message : `unexpected error: ${describeError(e)}`;
+    if (isCancelled(e)) {
+      io.stderr.write('r1: cancelled; nothing was changed (the download resumes next time).\n');
+      return 130;
+    }
+    const msg = isModelError(e) || isDownloadError(e) || e instanceof CliInstallError ? e.message : `unexpected error: ${describeError(e)}`;
     io.stderr.write(`r1: ${msg.replace(/\s*\n\s*/g, ' ')}\n`);
     return 1;
   }

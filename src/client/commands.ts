@@ -2,6 +2,7 @@
  * Every command of the manifest, as one typed table. A command that cannot act says why.
  */
 import * as vscode from 'vscode';
+import type { GpuSupport } from './gpu';
 import type { ModelCommands } from './models';
 import type { ProposalStore } from './proposals';
 import type { R1Server } from './server';
@@ -13,6 +14,7 @@ export interface CommandContext {
   workflows: Workflows;
   proposals: ProposalStore;
   models: ModelCommands;
+  gpu: GpuSupport;
 }
 
 type Handler = (ctx: CommandContext, ...args: unknown[]) => unknown;
@@ -28,7 +30,8 @@ export type CommandId =
   | 'r1.downloadModel'
   | 'r1.selectModel'
   | 'r1.showLog'
-  | 'r1.restartServer';
+  | 'r1.restartServer'
+  | 'r1.installCudaSupport';
 
 function targetArgs(arg: unknown): TargetArgs | undefined {
   return typeof arg === 'object' && arg !== null && typeof (arg as TargetArgs).uri === 'string' ? (arg as TargetArgs) : undefined;
@@ -53,6 +56,7 @@ export const commands: Record<CommandId, Handler> = {
   'r1.downloadModel': ({ models }) => models.download(),
   'r1.selectModel': ({ models }) => models.select(),
   'r1.showLog': ({ log }) => log.show(),
+  'r1.installCudaSupport': ({ gpu }) => gpu.installCuda(),
   'r1.restartServer': async ({ server, log }) => {
     try {
       await server.restart();

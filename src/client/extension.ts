@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import { R1CodeActions } from './codeActions';
 import { registerCommands } from './commands';
+import { GpuSupport } from './gpu';
 import { defaultModelDir, ModelCommands } from './models';
 import { ProposalStore } from './proposals';
 import { registerReasoningView } from './reasoningView';
@@ -23,6 +24,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const proposals = new ProposalStore(view, log);
   const workflows = new Workflows(server, view, proposals, log);
   const models = new ModelCommands(context, server, log);
+  const gpu = new GpuSupport(context, log);
   context.subscriptions.push(
     log,
     server,
@@ -30,10 +32,11 @@ export function activate(context: vscode.ExtensionContext): void {
     proposals,
     workflows,
     server.onDidChangeState((s) => status.update(s)),
+    server.onProviderFallback((p) => void gpu.showFallback(p)),
     vscode.languages.registerCodeActionsProvider([{ scheme: 'file' }, { scheme: 'untitled' }], new R1CodeActions(), {
       providedCodeActionKinds: R1CodeActions.kinds,
     }),
-    ...registerCommands({ server, log, workflows, proposals, models }),
+    ...registerCommands({ server, log, workflows, proposals, models, gpu }),
   );
   log.info(`R1 Coder ${String(context.extension.packageJSON.version)} activated.`);
 }

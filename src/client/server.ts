@@ -16,7 +16,7 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
-import { PingRequest, RequestProgressNotification, StateNotification, StreamNotification, type ServerState } from '../protocol/server';
+import { PingRequest, ProviderFallbackNotification, RequestProgressNotification, StateNotification, StreamNotification, type ServerState } from '../protocol/server';
 
 /** How many crashes within `CRASH_WINDOW_MS` we restart from before giving up and asking the user. */
 const MAX_RESTARTS = 5;
@@ -37,6 +37,9 @@ export class R1Server implements vscode.Disposable {
   private readonly progressEmitter = new vscode.EventEmitter<RequestProgressNotification.Params>();
   /** Queue position, model loading and start of running requests. */
   readonly onRequestProgress = this.progressEmitter.event;
+  private readonly fallbackEmitter = new vscode.EventEmitter<ProviderFallbackNotification.Params>();
+  /** Auto mode fell back past GPU providers (once per provider per server session). */
+  readonly onProviderFallback = this.fallbackEmitter.event;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -93,6 +96,7 @@ export class R1Server implements vscode.Disposable {
     this.stateEmitter.dispose();
     this.streamEmitter.dispose();
     this.progressEmitter.dispose();
+    this.fallbackEmitter.dispose();
   }
 
   private setState(state: ClientState): void {
@@ -124,6 +128,7 @@ export class R1Server implements vscode.Disposable {
     client.onNotification(StateNotification.type, (state) => this.setState(state));
     client.onNotification(StreamNotification.type, (p) => this.streamEmitter.fire(p));
     client.onNotification(RequestProgressNotification.type, (p) => this.progressEmitter.fire(p));
+    client.onNotification(ProviderFallbackNotification.type, (p) => this.fallbackEmitter.fire(p));
     this.log.info(`Starting the R1 server: ${module}`);
     await client.start();
     return client;

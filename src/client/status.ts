@@ -19,7 +19,9 @@ export function describeState(state: ClientState): { text: string; tooltip: stri
     case 'ready':
       return {
         text: `$(check) R1: ${providerLabel(state.provider)}`,
-        tooltip: `R1 Coder: ${state.model} (${state.variant}) ready on ${providerLabel(state.provider)}.`,
+        tooltip:
+          `R1 Coder: ${state.model} (${state.variant}) ready on ${providerLabel(state.provider)}.` +
+          (state.fallbacks ?? []).map((f) => ` ${providerLabel(f.provider)} not used: ${f.reason}`).join(''),
         error: false,
       };
     case 'generating': {

@@ -17,6 +17,7 @@ const expectedCommands: Record<string, string> = {
   'r1.selectModel': 'Select Model',
   'r1.showLog': 'Show Log',
   'r1.restartServer': 'Restart Server',
+  'r1.installCudaSupport': 'Install CUDA Support',
 };
 
 const expectedSettings = [
@@ -30,6 +31,7 @@ const expectedSettings = [
   'r1.generation.contextWindow',
   'r1.cpu.threads',
   'r1.model.hubUrl',
+  'r1.cuda.feedUrl',
 ];
 
 test('identity: name, display name, main in dist/, an engines.vscode minimum', () => {
@@ -78,6 +80,16 @@ test('contributes exactly the settings, each with a description, a default and v
     if (p.enum) assert.ok((p.enum as unknown[]).includes(p.default), `${key} default is one of its enum values`);
   }
   assert.deepEqual(props['r1.executionProvider'].enum, ['auto', 'cuda', 'dml', 'coreml', 'webgpu', 'cpu']);
+});
+
+test('Install CUDA Support is enabled on Linux only; its NuGet feed is a validated machine setting', () => {
+  const cmd = pkg.contributes.commands.find((c: { command: string }) => c.command === 'r1.installCudaSupport');
+  assert.equal(cmd.enablement, 'isLinux');
+  const feed = pkg.contributes.configuration.properties['r1.cuda.feedUrl'];
+  assert.equal(feed.default, 'https://api.nuget.org/v3-flatcontainer/');
+  assert.equal(feed.scope, 'machine', 'a workspace must not redirect the download');
+  assert.ok(new RegExp(feed.pattern).test(feed.default));
+  assert.ok(!new RegExp(feed.pattern).test('file:///tmp/feed'));
 });
 
 test('context menu offers ask, explain and fix on a selection; keybindings for ask, accept, reject', () => {
