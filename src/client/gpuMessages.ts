@@ -15,16 +15,15 @@ export function providerName(provider: string): string {
   return LABELS[provider] ?? provider;
 }
 
-/** One sentence per provider: "CUDA failed: <reason>" / "CUDA is installed but cannot work: <reason>". */
+/** One sentence per provider: "CUDA could not be used: <reason>." */
 export function describeFallbacks(fallbacks: readonly ProviderFallback[]): string {
-  return fallbacks
-    .map((f) => `${providerName(f.provider)} ${f.kind === 'broken' ? 'is installed but cannot work' : 'could not be used'}: ${f.reason.replace(/\.?\s*$/, '')}.`)
-    .join(' ');
+  return fallbacks.map((f) => `${providerName(f.provider)} could not be used: ${f.reason.replace(/\.?\s*$/, '')}.`).join(' ');
 }
 
 /** The warning shown once per server session when auto mode fell back past GPU providers. */
 export function fallbackWarning(provider: string, fallbacks: readonly ProviderFallback[]): string {
-  return `R1 is running on the ${providerName(provider)}, not the GPU. ${describeFallbacks(fallbacks)}`;
+  const where = provider === 'cpu' ? 'the CPU, not the GPU' : providerName(provider);
+  return `R1 is running on ${where}. ${describeFallbacks(fallbacks)}`;
 }
 
 /** What the CUDA runtime check found, for the warning before installing. */

@@ -23,7 +23,10 @@ describe('GPU messages', () => {
       text,
       'R1 is running on the CPU, not the GPU. CUDA could not be used: CUDA failure 100: no CUDA-capable device is detected. WebGPU could not be used: Failed to get a WebGPU adapter: No supported adapters.',
     );
-    assert.match(fallbackWarning('webgpu', [{ provider: 'cuda', reason: 'Missing: libcudnn.so.9 (cuDNN 9).', kind: 'broken' }]), /^R1 is running on the WebGPU, not the GPU\. CUDA is installed but cannot work: Missing: libcudnn\.so\.9 \(cuDNN 9\)\.$/);
+    assert.equal(
+      fallbackWarning('webgpu', [{ provider: 'cuda', reason: 'CUDA support is installed but the CUDA 12 / cuDNN 9 runtime is incomplete. Missing: libcudnn.so.9 (cuDNN 9).', kind: 'broken' }]),
+      'R1 is running on WebGPU. CUDA could not be used: CUDA support is installed but the CUDA 12 / cuDNN 9 runtime is incomplete. Missing: libcudnn.so.9 (cuDNN 9).',
+    );
   });
 
   test('the runtime problem says precisely which libraries are missing', async () => {
