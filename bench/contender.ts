@@ -1,0 +1,278 @@
+/**
+ * One benchmark contender in its own process (so its peak RSS is its own): loads the benchmark
+ * model, measures time to first token for each prompt length and greedy decode speed with eos
+ * ignored, and prints one JSON line (prefixed `RESULT `) with the figures and VmHWM.
+ *
+ *   tsx bench/contender.ts '<json ContenderParams>'
+ *
+ * Contenders:
+ * - `ours`: R1Engine (prepared CPU model, chunked prefill, its own sampler and detokenizer);
+ * - `transformers.js`: @huggingface/transformers 4.3.1, offline from the local folder, dtype q4;
+ * - `bare-ort`: session.run + argmax on the same file and session options as ours, present.* fed
+ *   back as past_key_values.*, no detokenization: the floor for engine overhead.
+ */
+import { readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { R1Engine, sessionOptions } from '../src/engine/engine';
+import { prepareModelForCpu } from '../src/engine/prepare';
+import type { LoadOptions, ProviderPreference } from '../src/engine/types';
+import { Rng } from '../test/fixtures/onnx/rng';
+
+export type ContenderKind = 'ours' | 'transformers.js' | 'bare-ort';
+
+export interface ContenderParams {
+  kind: ContenderKind;
+  modelDir: string;
+  provider: ProviderPreference;
+  promptLengths: number[];
+  /** Prompt length of the decode measurement. */
+  decodePrompt: number;
+  newTokens: number;
+  seed: number;
+  prefillChunkSize: number;
+  cacheDir: string;
+  cpuThreads?: number;
+  /** Extra engine load options (experiments). */
+  engine?: Partial<LoadOptions>;
+}
+
+export interface ContenderResult {
+  kind: ContenderKind;
+  loadMs: number;
+  /** VmHWM right after loading (bytes). */
+  loadPeakRss: number;
+  /** Time to first token by prompt length (ms). */
+  ttftMs: Record<string, number>;
+  decode: { promptTokens: number; newTokens: number; tokensPerSecond: number; stepMs: number; stepsMs?: number[] };
+  /** Greedy tokens of the decode run (to check the contenders agree). */
+  tokens: number[];
+  peakRss: number;
+  notes: string[];
+}
+
+/** Prompt token ids: seeded, from the byte-level BPE range (no special tokens). */
+export function promptIds(seed: number, n: number): number[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, () => Math.floor(rng.next() * 151643));
+}
+
+function vmHWM(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0;
+}
+
+async function runOurs(p: ContenderParams): Promise<ContenderResult> {
+  const t0 = performance.now();
+  const engine = await R1Engine.load({ modelDir: p.modelDir, provider: p.provider, cacheDir: p.cacheDir, cpuThreads: p.cpuThreads, ...p.engine });
+  const loadMs = performance.now() - t0;
+  const loadPeakRss = vmHWM();
+  const ttftMs: Record<string, number> = {};
+  const opts = { temperature: 0, stopOnEos: false, prefillChunkSize: p.prefillChunkSize, contextWindow: 131072 };
+  for (const n of p.promptLengths) {
+    const r = await engine.generateFromIds(promptIds(p.seed, n), { ...opts, maxNewTokens: 1 });
+    if (r.status === 'error') throw new Error(r.error);
+    ttftMs[n] = r.stats.timeToFirstTokenMs;
+  }
+  // Decode: time each step through the decoder (the loop's own stats give the rate).
+  const tokens: number[] = [];
+  const steps: number[] = [];
+  const dec = engine.decoder;
+  const origForward = dec.forward.bind(dec);
+  let last = 0;
+  dec.forward = async (ids) => {
+    const out = await origForward(ids);
+    const now = performance.now();
+    if (ids.length === 1) {
+      tokens.push(ids[0]!);
+      if (last) steps.push(now - last);
+    }
+    last = now;
+    return out;
+  };
+  const r = await engine.generateFromIds(promptIds(p.seed, p.decodePrompt), { ...opts, maxNewTokens: p.newTokens });
+  if (r.status === 'error') throw new Error(r.error);
+  dec.forward = origForward;
+  const notes = [...engine.info.notes];
+  await engine.dispose();
+  return {
+    kind: 'ours',
+    loadMs,
+    loadPeakRss,
+    ttftMs,
+    decode: { promptTokens: p.decodePrompt, newTokens: p.newTokens, tokensPerSecond: r.stats.decodeTokensPerSecond, stepMs: 1000 / r.stats.decodeTokensPerSecond, stepsMs: steps },
+    tokens,
+    peakRss: vmHWM(),
+    notes,
+  };
+}
+
+function argmaxRow(data: Float32Array, row: number, v: number): number {
+  let best = 0;
+  let bv = -Infinity;
+  const off = row * v;
+  for (let i = 0; i < v; i++) {
+    const x = data[off + i]!;
+    if (x > bv) {
+      bv = x;
+      best = i;
+    }
+  }
+  return best;
+}
+
+async function runBare(p: ContenderParams): Promise<ContenderResult> {
+  const t0 = performance.now();
+  const config = JSON.parse(readFileSync(join(p.modelDir, 'config.json'), 'utf8')) as Record<string, number>;
+  const src = join(p.modelDir, 'onnx', 'model_q4.onnx');
+  const provider = p.provider === 'auto' ? 'cpu' : p.provider;
+  const file = provider === 'cpu' && p.engine?.prepareForCpu !== false ? (await prepareModelForCpu(src, { cacheDir: p.cacheDir })).file : src;
+  const session = await ort.InferenceSession.create(file, sessionOptions(provider, { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine }));
+  const loadMs = performance.now() - t0;
+  const loadPeakRss = vmHWM();
+  const L = config.num_hidden_layers!;
+  const kv = config.num_key_value_heads!;
+  const hd = config.hidden_size! / config.num_attention_heads!;
+  const V = config.vocab_size!;
+  const emptyPast = (): Record<string, ort.Tensor> => {
+    const f: Record<string, ort.Tensor> = {};
+    for (let i = 0; i < L; i++) for (const k of ['key', 'value']) f[`past_key_values.${i}.${k}`] = new ort.Tensor('float32', new Float32Array(0), [1, kv, 0, hd]);
+    return f;
+  };
+  // Runs `ids` after `past` tokens; returns the argmax of the last row and the new past.
+  const step = async (ids: number[], pastLen: number, past: Record<string, ort.Tensor>) => {
+    const n = ids.length;
+    const total = pastLen + n;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(pastLen + i))), [1, n]),
+      ...past,
+    };
+    const out = await session.run(feeds);
+    const next: Record<string, ort.Tensor> = {};
+    for (let i = 0; i < L; i++) for (const k of ['key', 'value']) next[`past_key_values.${i}.${k}`] = out[`present.${i}.${k}`]!;
+    return { tok: argmaxRow(out.logits!.data as Float32Array, n - 1, V), past: next };
+  };
+  const prefill = async (ids: number[]) => {
+    let past = emptyPast();
+    let tok = 0;
+    for (let s = 0; s < ids.length; s += p.prefillChunkSize) {
+      const r = await step(ids.slice(s, s + p.prefillChunkSize), s, past);
+      past = r.past;
+      tok = r.tok;
+    }
+    return { tok, past };
+  };
+  const ttftMs: Record<string, number> = {};
+  for (const n of p.promptLengths) {
+    const t = performance.now();
+    await prefill(promptIds(p.seed, n));
+    ttftMs[n] = performance.now() - t;
+  }
+  const prompt = promptIds(p.seed, p.decodePrompt);
+  let { tok, past } = await prefill(prompt);
+  const tokens = [tok];
+  const steps: number[] = [];
+  let pastLen = prompt.length;
+  const tFirst = performance.now();
+  let last = tFirst;
+  for (let i = 1; i < p.newTokens; i++) {
+    const r = await step([tok], pastLen, past);
+    pastLen++;
+    tok = r.tok;
+    past = r.past;
+    tokens.push(tok);
+    const now = performance.now();
+    steps.push(now - last);
+    last = now;
+  }
+  const tps = ((p.newTokens - 1) * 1000) / (last - tFirst);
+  await session.release();
+  return {
+    kind: 'bare-ort',
+    loadMs,
+    loadPeakRss,
+    ttftMs,
+    decode: { promptTokens: p.decodePrompt, newTokens: p.newTokens, tokensPerSecond: tps, stepMs: 1000 / tps, stepsMs: steps },
+    tokens,
+    peakRss: vmHWM(),
+    notes: [`file ${basename(file)}`],
+  };
+}
+
+async function runTransformersJs(p: ContenderParams): Promise<ContenderResult> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const tjs = require('@huggingface/transformers') as typeof import('@huggingface/transformers');
+  tjs.env.allowRemoteModels = false;
+  tjs.env.allowLocalModels = true;
+  tjs.env.localModelPath = dirname(p.modelDir);
+  const t0 = performance.now();
+  const device = p.provider === 'auto' ? 'cpu' : p.provider;
+  const model = await tjs.AutoModelForCausalLM.from_pretrained(basename(p.modelDir), { dtype: 'q4', device: device as 'cpu' });
+  const loadMs = performance.now() - t0;
+  const loadPeakRss = vmHWM();
+  const generate = async (ids: number[], newTokens: number) => {
+    const times: number[] = [];
+    const tokens: number[] = [];
+    let calls = 0;
+    const streamer = {
+      put(value: bigint[][]) {
+        // The first call carries the prompt; every later one the new token.
+        if (calls++ === 0) return;
+        times.push(performance.now());
+        tokens.push(Number(value[0]![0]));
+      },
+      end() {},
+    };
+    const n = ids.length;
+    const input_ids = new tjs.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]);
+    const attention_mask = new tjs.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]);
+    const t = performance.now();
+    await model.generate({ input_ids, attention_mask, max_new_tokens: newTokens, min_new_tokens: newTokens, do_sample: false, streamer } as never);
+    return { t, times, tokens };
+  };
+  const ttftMs: Record<string, number> = {};
+  for (const n of p.promptLengths) {
+    const r = await generate(promptIds(p.seed, n), 1);
+    ttftMs[n] = r.times[0]! - r.t;
+  }
+  const r = await generate(promptIds(p.seed, p.decodePrompt), p.newTokens);
+  const steps = r.times.slice(1).map((x, i) => x - r.times[i]!);
+  const tps = ((r.times.length - 1) * 1000) / (r.times[r.times.length - 1]! - r.times[0]!);
+  await (model as unknown as { dispose(): Promise<void> }).dispose?.();
+  return {
+    kind: 'transformers.js',
+    loadMs,
+    loadPeakRss,
+    ttftMs,
+    decode: { promptTokens: p.decodePrompt, newTokens: p.newTokens, tokensPerSecond: tps, stepMs: 1000 / tps, stepsMs: steps },
+    tokens: r.tokens,
+    peakRss: vmHWM(),
+    notes: [],
+  };
+}
+
+export async function runContender(p: ContenderParams): Promise<ContenderResult> {
+  const res = await (p.kind === 'ours' ? runOurs(p) : p.kind === 'bare-ort' ? runBare(p) : runTransformersJs(p));
+  res.decode.stepMs = median(res.decode.stepsMs ?? []) || res.decode.stepMs;
+  return res;
+}
+
+if (require.main === module) {
+  const params = JSON.parse(process.argv[2] ?? '{}') as ContenderParams;
+  runContender(params).then(
+    (r) => {
+      process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
+    },
+    (e: unknown) => {
+      console.error(e instanceof Error ? e.stack : e);
+      process.exitCode = 1;
+    },
+  );
+}
