@@ -6,9 +6,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import * as esbuild from 'esbuild';
-import { cleanNpmEnv, REPO_ROOT } from '../e2e/install';
+import { cleanNpmEnv, ensureInstalled, REPO_ROOT } from '../e2e/install';
 
 export const INTEGRATION_OUT = join(REPO_ROOT, '.cache', 'integration');
 
@@ -43,13 +43,14 @@ export async function buildRunnerVsix(): Promise<string> {
   writeFileSync(join(dir, 'README.md'), '# R1 Coder integration test runner\n\nTest-only; see test/integration/runner/extension.ts.\n');
   writeFileSync(join(dir, '.vscodeignore'), '**\n!package.json\n!README.md\n!dist/extension.js\n');
   const vsix = join(INTEGRATION_OUT, 'r1-coder-tests.vsix');
-  const node = Number(process.versions.node.split('.')[0]) >= 22 ? process.execPath : resolve(REPO_ROOT, '.cache/e2e/node24/node_modules/node/bin/node');
+  // vsce declares Node >= 22: use the cached Node 24 (installed on first use) when this Node is older.
+  const node = Number(process.versions.node.split('.')[0]) >= 22 ? process.execPath : ensureInstalled().node;
   const r = spawnSync(
     node,
     [join(REPO_ROOT, 'node_modules/@vscode/vsce/vsce'), 'package', '--no-dependencies', '--skip-license', '--allow-missing-repository', '--out', vsix],
     { cwd: dir, encoding: 'utf8', env: cleanNpmEnv() },
   );
-  if (r.status !== 0) throw new Error(`Packaging the test-runner extension failed:\n${r.stdout}\n${r.stderr}`);
+  if (r.status !== 0) throw new Error(`Packaging the test-runner extension failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}):\n${r.stdout}\n${r.stderr}`);
   return vsix;
 }
 
