@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { R1Engine, sessionOptions } from '../src/engine/engine';
-import { prepareModelForCpu } from '../src/engine/prepare';
+import { KV_NEW_ROWS_DIM, prepareModelForCpu } from '../src/engine/prepare';
 import type { LoadOptions, ProviderPreference } from '../src/engine/types';
 import { Rng } from '../test/fixtures/onnx/rng';
 
@@ -139,35 +139,59 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
   const kv = config.num_key_value_heads!;
   const hd = config.hidden_size! / config.num_attention_heads!;
   const V = config.vocab_size!;
-  const emptyPast = (): Record<string, ort.Tensor> => {
-    const f: Record<string, ort.Tensor> = {};
-    for (let i = 0; i < L; i++) for (const k of ['key', 'value']) f[`past_key_values.${i}.${k}`] = new ort.Tensor('float32', new Float32Array(0), [1, kv, 0, hd]);
-    return f;
+  const meta = session.outputMetadata as unknown as Array<{ name: string; shape: Array<number | string> }>;
+  const newRows = meta.find((m) => m.name === 'present.0.key')?.shape[2] === KV_NEW_ROWS_DIM;
+  const names: Array<[string, string]> = [];
+  for (let i = 0; i < L; i++) for (const k of ['key', 'value']) names.push([`past_key_values.${i}.${k}`, `present.${i}.${k}`]);
+  // The KV state of one sequence: the export's present.* hand-off, or (prepared graphs) fixed
+  // slots [kv, cap, hd] the new rows are copied into, unfilled slots masked out.
+  interface Kv {
+    pastLen: number;
+    past: Record<string, ort.Tensor>;
+    cap: number;
+    bufs: Float32Array[];
+  }
+  const newKv = (maxTokens: number): Kv => {
+    const past: Record<string, ort.Tensor> = {};
+    if (!newRows) {
+      for (const [pn] of names) past[pn] = new ort.Tensor('float32', new Float32Array(0), [1, kv, 0, hd]);
+      return { pastLen: 0, past, cap: 0, bufs: [] };
+    }
+    const cap = Math.ceil(maxTokens / 256) * 256;
+    const bufs = names.map(() => new Float32Array(kv * cap * hd));
+    names.forEach(([pn], t) => (past[pn] = new ort.Tensor('float32', bufs[t]!, [1, kv, cap, hd])));
+    return { pastLen: 0, past, cap, bufs };
   };
-  // Runs `ids` after `past` tokens; returns the argmax of the last row and the new past.
-  const step = async (ids: number[], pastLen: number, past: Record<string, ort.Tensor>) => {
+  // Runs `ids` after the cached tokens; returns the argmax of the last row.
+  const step = async (ids: number[], s: Kv) => {
     const n = ids.length;
-    const total = pastLen + n;
+    const pastLen = s.pastLen;
+    const width = newRows ? s.cap : pastLen;
+    const mask = new BigInt64Array(width + n).fill(1n);
+    if (newRows) mask.fill(0n, pastLen, s.cap);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
-      attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+      attention_mask: new ort.Tensor('int64', mask, [1, width + n]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(pastLen + i))), [1, n]),
-      ...past,
+      ...s.past,
     };
     const out = await session.run(feeds);
-    const next: Record<string, ort.Tensor> = {};
-    for (let i = 0; i < L; i++) for (const k of ['key', 'value']) next[`past_key_values.${i}.${k}`] = out[`present.${i}.${k}`]!;
-    return { tok: argmaxRow(out.logits!.data as Float32Array, n - 1, V), past: next };
+    names.forEach(([pn, on], t) => {
+      if (!newRows) s.past[pn] = out[on]!;
+      else {
+        const rows = out[on]!.data as Float32Array;
+        for (let h = 0; h < kv; h++) s.bufs[t]!.set(rows.subarray(h * n * hd, (h + 1) * n * hd), (h * s.cap + pastLen) * hd);
+      }
+    });
+    s.pastLen += n;
+    const logits = out.logits!.data as Float32Array;
+    return argmaxRow(logits, logits.length / V - 1, V);
   };
-  const prefill = async (ids: number[]) => {
-    let past = emptyPast();
+  const prefill = async (ids: number[], extra = 0) => {
+    const s = newKv(ids.length + extra);
     let tok = 0;
-    for (let s = 0; s < ids.length; s += p.prefillChunkSize) {
-      const r = await step(ids.slice(s, s + p.prefillChunkSize), s, past);
-      past = r.past;
-      tok = r.tok;
-    }
-    return { tok, past };
+    for (let i = 0; i < ids.length; i += p.prefillChunkSize) tok = await step(ids.slice(i, i + p.prefillChunkSize), s);
+    return { tok, s };
   };
   const ttftMs: Record<string, number> = {};
   for (const n of p.promptLengths) {
@@ -176,17 +200,14 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
     ttftMs[n] = performance.now() - t;
   }
   const prompt = promptIds(p.seed, p.decodePrompt);
-  let { tok, past } = await prefill(prompt);
+  const first = await prefill(prompt, p.newTokens);
+  let tok = first.tok;
   const tokens = [tok];
   const steps: number[] = [];
-  let pastLen = prompt.length;
   const tFirst = performance.now();
   let last = tFirst;
   for (let i = 1; i < p.newTokens; i++) {
-    const r = await step([tok], pastLen, past);
-    pastLen++;
-    tok = r.tok;
-    past = r.past;
+    tok = await step([tok], first.s);
     tokens.push(tok);
     const now = performance.now();
     steps.push(now - last);
@@ -202,7 +223,7 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
     decode: { promptTokens: p.decodePrompt, newTokens: p.newTokens, tokensPerSecond: tps, stepMs: 1000 / tps, stepsMs: steps },
     tokens,
     peakRss: vmHWM(),
-    notes: [`file ${basename(file)}`],
+    notes: [`file ${basename(file)}`, newRows ? 'KV: new rows into fixed slots' : 'KV: present.* fed back as past'],
   };
 }
 

@@ -25,10 +25,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { onnx } from 'onnx-proto';
 
 /** Bump when the rewrite changes, so older prepared copies are not reused. */
-export const PREPARE_VERSION = 1;
+export const PREPARE_VERSION = 2;
 export const CPU_ACCURACY_LEVEL = 4;
 
-export interface PrepareOptions {
+export interface PrepareOptions extends GraphRewrites {
   /** Folder for prepared copies (default: the user cache folder, see defaultPrepareCacheDir). */
   cacheDir?: string;
   /** accuracy_level written on MatMulNBits nodes that have none (or 0). Default 4. */
@@ -43,6 +43,9 @@ export interface PrepareResult {
   reused: boolean;
   /** MatMulNBits nodes rewritten (0 when the copy was reused or nothing needed rewriting). */
   rewrittenNodes: number;
+  /** Set when the copy was written now: the graph rewrites applied. */
+  lastLogits?: boolean;
+  kvNewRows?: boolean;
   /** Why no prepared copy is used, when `prepared` is false. */
   reason?: string;
   ms: number;
@@ -184,34 +187,178 @@ function rewriteNode(node: onnx.NodeProto, level: number): number {
 
 interface Plan {
   segments: Segment[];
+  /** MatMulNBits nodes given an accuracy level. */
   rewritten: number;
+  /** Whether lm_head now sees only the last position. */
+  lastLogits: boolean;
+  /** Whether present.* now carry only the new rows (see KV_NEW_ROWS_DIM). */
+  kvNewRows: boolean;
   outputSize: number;
 }
 
+/** What to rewrite besides the accuracy level. */
+export interface GraphRewrites {
+  /** lm_head on the last position only (logits [batch, 1, vocab]). Default true. */
+  lastLogits?: boolean;
+  /** present.* outputs carry only the rows of this run (the engine keeps the cache). Default true. */
+  kvNewRows?: boolean;
+}
+
+/**
+ * The symbolic dim a prepared graph's `present.*` outputs carry in place of the total length: they
+ * hold only the key/value rows of the tokens of this run, [batch, kv_heads, seq, head_dim]. The
+ * engine then keeps the cache itself (kvSlots.ts).
+ */
+export const KV_NEW_ROWS_DIM = 'r1_new_sequence_length';
+
+interface GraphField {
+  f: Field;
+  node?: onnx.NodeProto;
+  output?: onnx.ValueInfoProto;
+  changed?: boolean;
+  /** Nodes emitted before / after this field. */
+  before?: onnx.NodeProto[];
+  after?: onnx.NodeProto[];
+}
+
+/** The graph-level rewrites on decoded nodes and outputs; returns what was done. */
+function rewriteGraph(fields: GraphField[], want: Required<GraphRewrites>, extraInits: onnx.TensorProto[]): { lastLogits: boolean; kvNewRows: boolean } {
+  const nodes = fields.filter((x) => x.node);
+  const outputs = fields.filter((x) => x.output);
+  const producer = new Map<string, GraphField>();
+  for (const x of nodes) for (const o of x.node!.output ?? []) producer.set(o, x);
+  const outputField = (name: string) => outputs.find((x) => x.output!.name === name);
+  const skipIdentity = (name: string): string => {
+    for (let i = 0; i < 8; i++) {
+      const p = producer.get(name)?.node;
+      if (!p || p.opType !== 'Identity') return name;
+      name = p.input![0]!;
+    }
+    return name;
+  };
+  let lastLogits = false;
+  if (want.lastLogits) {
+    const out = outputField('logits');
+    const headField = producer.get(skipIdentity('logits'));
+    const head = headField?.node;
+    const dims = out?.output?.type?.tensorType?.shape?.dim;
+    if (out && head && (head.opType === 'MatMulNBits' || head.opType === 'MatMul') && dims?.length === 3) {
+      const starts = 'r1_last_position/starts';
+      const ends = 'r1_last_position/ends';
+      const axes = 'r1_last_position/axes';
+      const i64 = (name: string, v: bigint) =>
+        onnx.TensorProto.create({ name, dims: [1], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(BigInt64Array.of(v).buffer) });
+      extraInits.push(i64(starts, -1n), i64(ends, 0x7fffffffffffffffn), i64(axes, 1n));
+      const sliced = 'r1_last_position/hidden';
+      const slice = onnx.NodeProto.create({ name: 'r1_last_position/Slice', opType: 'Slice', domain: '', input: [head.input![0]!, starts, ends, axes], output: [sliced] });
+      head.input![0] = sliced;
+      headField!.changed = true;
+      (headField!.before ??= []).push(slice);
+      dims[1] = onnx.TensorShapeProto.Dimension.create({ dimValue: 1 });
+      out.changed = true;
+      lastLogits = true;
+    }
+  }
+  let kvNewRows = false;
+  if (want.kvNewRows) {
+    // present.{i}.{kind} = Concat(past_key_values.{i}.{kind}, new, axis 2) for every layer, float32.
+    const plans: Array<() => void> = [];
+    const presents = outputs.filter((x) => /^present\.\d+\.(key|value)$/.test(x.output!.name ?? ''));
+    for (const out of presents) {
+      const name = out.output!.name!;
+      const past = name.replace(/^present\./, 'past_key_values.');
+      const direct = producer.get(name);
+      const concatField = producer.get(skipIdentity(name));
+      const c = concatField?.node;
+      const axis = Number(c?.attribute?.find((a) => a.name === 'axis')?.i ?? NaN);
+      const dims = out.output!.type?.tensorType?.shape?.dim;
+      const f32 = out.output!.type?.tensorType?.elemType === onnx.TensorProto.DataType.FLOAT;
+      if (!direct || !c || c.opType !== 'Concat' || c.input?.length !== 2 || (axis !== 2 && axis !== -2) || skipIdentity(c.input[0]!) !== past || dims?.length !== 4 || !f32) {
+        plans.length = 0;
+        break;
+      }
+      plans.push(() => {
+        const fresh = c.input![1]!;
+        if (direct.node!.opType === 'Identity') {
+          direct.node!.input![0] = fresh;
+          direct.changed = true;
+        } else {
+          // The Concat itself outputs present.*: rename its output for its consumers, and output the new rows.
+          const full = `${name}/r1_full`;
+          c.output![0] = full;
+          for (const x of nodes) {
+            const ins = x.node!.input ?? [];
+            for (let k = 0; k < ins.length; k++) {
+              if (ins[k] !== name) continue;
+              ins[k] = full;
+              x.changed = true;
+            }
+          }
+          concatField!.changed = true;
+          (concatField!.after ??= []).push(onnx.NodeProto.create({ name: `${name}/r1_new_rows`, opType: 'Identity', domain: '', input: [fresh], output: [name] }));
+        }
+        dims[2] = onnx.TensorShapeProto.Dimension.create({ dimParam: KV_NEW_ROWS_DIM });
+        out.changed = true;
+      });
+    }
+    if (plans.length > 0 && plans.length === presents.length) {
+      for (const p of plans) p();
+      kvNewRows = true;
+    }
+  }
+  return { lastLogits, kvNewRows };
+}
+
 /** Walks the model and returns the output as segments, with node messages rewritten. */
-async function planRewrite(r: FileReader, level: number): Promise<Plan> {
+async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites = {}): Promise<Plan> {
+  const want: Required<GraphRewrites> = { lastLogits: rewrites.lastLogits ?? true, kvNewRows: rewrites.kvNewRows ?? true };
   const top: Segment[] = [];
   let rewritten = 0;
   let sawGraph = false;
+  let done = { lastLogits: false, kvNewRows: false };
   for (let pos = 0; pos < r.size; ) {
     const f = await readField(r, pos);
     if (f.field === 7 && f.wire === 2 && !sawGraph) {
       sawGraph = true;
-      const inner: Segment[] = [];
+      const fields: GraphField[] = [];
       for (let q = f.payload; q < f.end; ) {
         const g = await readField(r, q);
+        const x: GraphField = { f: g };
         if (g.field === 1 && g.wire === 2 && g.len <= MAX_NODE_DECODE) {
-          const node = onnx.NodeProto.decode(await r.bytes(g.payload, g.len));
-          const n = rewriteNode(node, level);
+          x.node = onnx.NodeProto.decode(await r.bytes(g.payload, g.len));
+          const n = rewriteNode(x.node, level);
           if (n > 0) {
             rewritten += n;
-            const bytes = onnx.NodeProto.encode(node).finish();
-            inner.push(lenField(1, bytes.length), bytes);
-          } else inner.push({ from: g.start, len: g.end - g.start });
-        } else inner.push({ from: g.start, len: g.end - g.start });
+            x.changed = true;
+          }
+        } else if (g.field === 12 && g.wire === 2) {
+          x.output = onnx.ValueInfoProto.decode(await r.bytes(g.payload, g.len));
+        }
+        fields.push(x);
         q = g.end;
       }
-      if (inner.length === 0 || f.end > r.size) throw new Error('empty graph');
+      if (fields.length === 0) throw new Error('empty graph');
+      const extraInits: onnx.TensorProto[] = [];
+      // Only a graph that needs the accuracy level gets the other rewrites too.
+      if (rewritten > 0) done = rewriteGraph(fields, want, extraInits);
+      const inner: Segment[] = [];
+      const emitNode = (n: onnx.NodeProto) => {
+        const bytes = onnx.NodeProto.encode(n).finish();
+        inner.push(lenField(1, bytes.length), bytes);
+      };
+      for (const x of fields) {
+        for (const n of x.before ?? []) emitNode(n);
+        if (x.changed && x.node) emitNode(x.node);
+        else if (x.changed && x.output) {
+          const bytes = onnx.ValueInfoProto.encode(x.output).finish();
+          inner.push(lenField(12, bytes.length), bytes);
+        } else inner.push({ from: x.f.start, len: x.f.end - x.f.start });
+        for (const n of x.after ?? []) emitNode(n);
+      }
+      for (const t of extraInits) {
+        const bytes = onnx.TensorProto.encode(t).finish();
+        inner.push(lenField(5, bytes.length), bytes);
+      }
       const innerLen = inner.reduce((a, s) => a + segLen(s), 0);
       top.push(lenField(7, innerLen), ...inner);
     } else {
@@ -227,7 +374,7 @@ async function planRewrite(r: FileReader, level: number): Promise<Plan> {
     if (last && !(last instanceof Uint8Array) && !(s instanceof Uint8Array) && last.from + last.len === s.from) last.len += s.len;
     else merged.push(s instanceof Uint8Array ? s : { ...s });
   }
-  return { segments: merged, rewritten, outputSize: merged.reduce((a, s) => a + segLen(s), 0) };
+  return { segments: merged, rewritten, ...done, outputSize: merged.reduce((a, s) => a + segLen(s), 0) };
 }
 
 async function writeSegments(src: FileHandle, out: FileHandle, segments: Segment[]): Promise<void> {
@@ -286,7 +433,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
   try {
     const head = Buffer.alloc(Math.min(st.size, 1 << 20));
     await fh.read(head, 0, head.length, 0);
-    const key = createHash('sha256').update(JSON.stringify({ v: PREPARE_VERSION, level, path: src, size: st.size, mtime: st.mtimeMs })).update(head).digest('hex');
+    const key = createHash('sha256').update(JSON.stringify({ v: PREPARE_VERSION, level, lastLogits: opts.lastLogits ?? true, kvNewRows: opts.kvNewRows ?? true, path: src, size: st.size, mtime: st.mtimeMs })).update(head).digest('hex');
     const external = hasExternalData(src);
     const dir = external ? dirname(src) : resolve(opts.cacheDir ?? defaultPrepareCacheDir());
     const pathTag = createHash('sha256').update(src).digest('hex').slice(0, 8);
@@ -296,7 +443,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
       const t = await stat(target).catch(() => undefined);
       if (t && t.size > 0) return done({ file: target, prepared: true, reused: true, rewrittenNodes: 0 });
     }
-    const plan = await planRewrite(new FileReader(fh, st.size), level);
+    const plan = await planRewrite(new FileReader(fh, st.size), level, opts);
     if (plan.rewritten === 0) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'no MatMulNBits node without accuracy_level' });
     if (plan.outputSize > 0x7fffffff) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'the prepared model would exceed the 2 GB protobuf limit' });
     try {
@@ -335,7 +482,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
       const prefix = `${basename(src, '.onnx')}.r1-prepared-`;
       for (const n of readdirSync(dir)) if (n !== name && n.startsWith(prefix)) await unlink(join(dir, n)).catch(() => undefined);
     }
-    return done({ file: target, prepared: true, reused: false, rewrittenNodes: plan.rewritten });
+    return done({ file: target, prepared: true, reused: false, rewrittenNodes: plan.rewritten, lastLogits: plan.lastLogits, kvNewRows: plan.kvNewRows });
   } finally {
     await fh.close();
   }

@@ -10,6 +10,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
+import { SlotKvCache, usesNewRowsKv } from './kvSlots';
 import type { GraphSignature } from './types';
 
 type KvData = Float32Array | Uint16Array;
@@ -54,6 +55,8 @@ export class DecoderSession {
   private readonly emptyPast: ort.Tensor[];
   private readonly vocab: number;
   private readonly hasPositionIds: boolean;
+  /** Set for prepared CPU graphs whose present.* are only the new rows: the engine keeps the cache (kvSlots.ts). */
+  private readonly slots?: SlotKvCache;
 
   constructor(
     readonly session: ort.InferenceSession,
@@ -73,16 +76,19 @@ export class DecoderSession {
     this.vocab = vocabSize;
     this.logitsBuf = new Float32Array(vocabSize);
     this.hasPositionIds = signature.inputs.some((s) => s.name === 'position_ids');
+    if (usesNewRowsKv(signature)) this.slots = new SlotKvCache(session, signature, vocabSize);
     this.reset();
   }
 
   /** Tokens in the KV cache. */
   get pastLength(): number {
+    if (this.slots) return this.slots.pastLength;
     return this.pastLen;
   }
 
   /** Drops the KV cache (the next forward starts a new sequence). */
   reset(): void {
+    this.slots?.reset();
     disposeDeviceTensors(this.past);
     this.past = this.emptyPast.slice();
     this.pastLen = 0;
@@ -102,6 +108,7 @@ export class DecoderSession {
    * last position (a buffer reused by the next call: copy it to keep it).
    */
   async forward(ids: ArrayLike<number>): Promise<Float32Array> {
+    if (this.slots) return this.slots.forward(ids);
     const seq = ids.length;
     if (seq === 0) throw new RangeError('forward needs at least one token');
     const total = this.pastLen + seq;
@@ -187,6 +194,7 @@ export class DecoderSession {
 
   /** Dims of the cached key of layer 0 (for checks). */
   cacheDims(): readonly number[] {
+    if (this.slots) return this.slots.cacheDims();
     return this.past[0]!.dims;
   }
 
@@ -197,10 +205,12 @@ export class DecoderSession {
 
   /** The KV tensors in use (for tests: their data type). */
   cacheData(): KvData {
+    if (this.slots) return this.slots.cacheData();
     return this.past[0]!.data as KvData;
   }
 
   async release(): Promise<void> {
+    this.slots?.release();
     disposeDeviceTensors(this.past);
     this.past = [];
     await this.session.release();

@@ -13,7 +13,9 @@ import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { buildBenchModel } from '../../../bench/model';
 import { R1Engine } from '../../../src/engine/engine';
-import { countUnpreparedNodes, defaultPrepareCacheDir, prepareModelForCpu } from '../../../src/engine/prepare';
+import { type ValueMetadataLike, readModelConfig, validateSignature } from '../../../src/engine/modelFolder';
+import { KV_NEW_ROWS_DIM, countUnpreparedNodes, defaultPrepareCacheDir, prepareModelForCpu } from '../../../src/engine/prepare';
+import { DecoderSession } from '../../../src/engine/session';
 
 let modelDir: string;
 let source: string;
@@ -48,7 +50,8 @@ async function lastLogits(file: string, ids: number[]): Promise<Float32Array> {
     const out = await s.run(feeds);
     const logits = out.logits!;
     const v = logits.dims[2]!;
-    return (logits.data as Float32Array).slice((n - 1) * v, n * v);
+    const data = logits.data as Float32Array;
+    return data.slice(data.length - v); // a prepared graph returns the last position only
   } finally {
     await s.release();
   }
@@ -71,11 +74,13 @@ describe('prepareModelForCpu', () => {
   it('rewrites every MatMulNBits node without accuracy_level, and only those bytes', async () => {
     assert.equal(await countUnpreparedNodes(source), nodes);
     assert.ok(accuracyLevels(source).every((l) => l === undefined), 'the bench model leaves accuracy_level unset, as the public export');
-    const r = await prepareModelForCpu(source, { cacheDir });
+    const r = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'level-only'), lastLogits: false, kvNewRows: false });
     assert.equal(r.prepared, true);
     assert.equal(r.reused, false);
     assert.equal(r.rewrittenNodes, nodes);
     assert.ok(r.file.startsWith(cacheDir));
+    assert.equal(r.lastLogits, false);
+    assert.equal(r.kvNewRows, false);
     assert.deepEqual(accuracyLevels(r.file), new Array<number>(nodes).fill(4));
     assert.equal(await countUnpreparedNodes(r.file), 0);
     // Same model apart from the attribute: initializers byte-identical, same node order.
@@ -90,6 +95,56 @@ describe('prepareModelForCpu', () => {
     // Each added attribute is a few bytes.
     const grown = statSync(r.file).size - statSync(source).size;
     assert.ok(grown > 0 && grown < nodes * 40, `grew by ${grown} bytes`);
+  });
+
+  it('by default also computes logits for the last position only and returns only the new KV rows', async () => {
+    const r = await prepareModelForCpu(source, { cacheDir });
+    assert.equal(r.lastLogits, true);
+    assert.equal(r.kvNewRows, true);
+    const s = await ort.InferenceSession.create(r.file);
+    try {
+      const meta = s.outputMetadata as unknown as Array<{ name: string; shape: Array<number | string> }>;
+      assert.deepEqual(meta.find((m) => m.name === 'logits')!.shape, ['batch_size', 1, 151936]);
+      assert.equal(meta.find((m) => m.name === 'present.1.value')!.shape[2], KV_NEW_ROWS_DIM);
+    } finally {
+      await s.release();
+    }
+  });
+
+  it('engine-kept KV slots give the same logits as the export\'s present.* hand-off', async () => {
+    const config = readModelConfig(modelDir);
+    const open = async (file: string) => {
+      const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+      const sig = validateSignature(file, s.inputMetadata as unknown as ValueMetadataLike[], s.outputMetadata as unknown as ValueMetadataLike[], config);
+      return new DecoderSession(s, sig, config.vocabSize);
+    };
+    const slotted = await open((await prepareModelForCpu(source, { cacheDir })).file);
+    const plain = await open((await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'level-only'), lastLogits: false, kvNewRows: false })).file);
+    try {
+      assert.deepEqual(plain.cacheDims(), [1, 2, 0, 32]);
+      assert.deepEqual(slotted.cacheDims(), [1, 2, 0, 32]);
+      const ids = Array.from({ length: 300 }, (_, i) => (i * 7919) % 151643);
+      // Chunks that cross the slot capacity step (256), then single-token decode steps.
+      const steps = [ids.slice(0, 100), ids.slice(100, 290), ...ids.slice(290).map((t) => [t])];
+      let worst = 0;
+      for (const chunk of steps) {
+        const a = await plain.forward(chunk);
+        const b = await slotted.forward(chunk);
+        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+      }
+      assert.equal(slotted.pastLength, 300);
+      assert.deepEqual(slotted.cacheDims(), [1, 2, 300, 32]);
+      assert.ok(worst < 1e-4, `largest logit difference ${worst}`);
+      // A new sequence after reset starts from an empty cache.
+      slotted.reset();
+      plain.reset();
+      const a = await plain.forward(ids.slice(0, 5));
+      const b = await slotted.forward(ids.slice(0, 5));
+      assert.ok(a.every((x, i) => Math.abs(x - b[i]!) < 1e-4));
+    } finally {
+      await slotted.release();
+      await plain.release();
+    }
   });
 
   it('reuses the prepared copy on the next call', async () => {
