@@ -281,7 +281,13 @@ export class Workflows implements vscode.Disposable {
       return;
     }
     const message = e instanceof Error ? e.message : String(e);
-    this.view.finishExchange(id, { status: 'error', error: message });
+    const fromServer = e instanceof ResponseError && (e.code === R1ErrorCodes.NoModel || e.code === R1ErrorCodes.ModelError);
+    // Otherwise the connection closed under the request (jsonrpc's "Pending response rejected since
+    // connection got disposed"): the view says what that means, as the notification below does.
+    this.view.finishExchange(id, {
+      status: 'error',
+      error: fromServer ? message : `The R1 server stopped during this request (${message}). It restarts by itself; run the command again.`,
+    });
     if (e instanceof ResponseError && e.code === R1ErrorCodes.NoModel) {
       void vscode.window.showWarningMessage(`R1: ${message}`, 'Download Model', 'Choose Folder').then((pick) => {
         if (pick === 'Download Model') void vscode.commands.executeCommand('r1.downloadModel');
