@@ -41,5 +41,9 @@ test('the build produced the four bundles, with onnxruntime-node left external',
   }
   const ext = readFileSync(join(root, 'dist/extension.js'), 'utf8');
   assert.match(ext, /require\(["']vscode["']\)/, 'vscode is external to the extension bundle');
-  assert.ok(!ext.includes('onnxruntime'), 'the extension host bundle does not load onnxruntime');
+  // R1: Install CUDA Support names onnxruntime-node's folder and provider files (it writes them),
+  // but the extension host never loads ONNX Runtime itself: no require of it, no native binding.
+  assert.ok(!/require\(["']onnxruntime-(node|common)["']\)/.test(ext), 'the extension host bundle does not load onnxruntime');
+  assert.ok(!/onnxruntime_binding|\.node["']\)/.test(ext), 'the extension host bundle loads no native binding');
+  assert.ok(!/InferenceSession/.test(ext), 'the extension host bundle holds no ONNX Runtime code');
 });

@@ -32,6 +32,7 @@ after(async () => {
   await server.stop();
 });
 
+const modelInfo = (): Promise<ModelInfoRequest.Result> => server.connection.sendRequest(ModelInfoRequest.type, undefined);
 const fallbackNotices = () => server.notifications.filter((n) => n.method === ProviderFallbackNotification.method).map((n) => n.params as ProviderFallbackNotification.Params);
 const logs = () => server.notifications.filter((n) => n.method === 'window/logMessage').map((n) => n.params as { type: number; message: string });
 const readyStates = () =>
@@ -41,7 +42,7 @@ const readyStates = () =>
     .filter((s): s is Extract<ServerState, { kind: 'ready' }> => s.kind === 'ready');
 
 test('auto mode: a failing CUDA session falls back to the CPU, and the client is told once with the reason', async () => {
-  const info = await server.connection.sendRequest(ModelInfoRequest.type);
+  const info = await modelInfo();
   assert.ok(info);
   assert.equal(info.provider, 'cpu');
   // Providers passed over by the probe come first, then the ones tried, in order.
@@ -70,7 +71,7 @@ test('a reload that meets the same failure does not notify again', async () => {
   settings.cpu = { threads: 1 }; // a model setting: the server reloads
   await server.connection.sendNotification(DidChangeConfigurationNotification.type, { settings: null });
   await server.waitFor<ServerState>(StateNotification.method, () => readyStates().length > readyBefore);
-  const info = await server.connection.sendRequest(ModelInfoRequest.type);
+  const info = await modelInfo();
   assert.equal(info?.provider, 'cpu');
   assert.deepEqual(info?.attempts.find((a) => a.provider === 'cuda')?.ok, false, 'CUDA failed again on the reload');
   assert.equal(fallbackNotices().length, 1, 'one notification per server session');
@@ -82,7 +83,7 @@ test('an explicit CPU provider tries nothing else and reports no fallback', asyn
   settings.executionProvider = 'cpu';
   await server.connection.sendNotification(DidChangeConfigurationNotification.type, { settings: null });
   await server.waitFor<ServerState>(StateNotification.method, () => readyStates().length > readyBefore);
-  const info = await server.connection.sendRequest(ModelInfoRequest.type);
+  const info = await modelInfo();
   assert.deepEqual(info?.attempts, [{ provider: 'cpu', ok: true }]);
   assert.equal(readyStates().at(-1)!.fallbacks, undefined);
   assert.equal(fallbackNotices().length, 1);
