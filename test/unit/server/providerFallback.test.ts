@@ -41,7 +41,7 @@ const readyStates = () =>
     .map((n) => n.params as ServerState)
     .filter((s): s is Extract<ServerState, { kind: 'ready' }> => s.kind === 'ready');
 
-test('auto mode: a failing CUDA session falls back to the CPU, and the client is told once with the reason', async () => {
+test('auto mode: a failing CUDA session falls back to the CPU, and the client is told once with the reason', { timeout: 120_000 }, async () => {
   const info = await modelInfo();
   assert.ok(info);
   assert.equal(info.provider, 'cpu');
@@ -66,7 +66,7 @@ test('auto mode: a failing CUDA session falls back to the CPU, and the client is
   assert.ok(logs().some((l) => l.type === 2 && /Diagnostic override active/.test(l.message)), 'the override is announced in the log');
 });
 
-test('a reload that meets the same failure does not notify again', async () => {
+test('a reload that meets the same failure does not notify again', { timeout: 120_000 }, async () => {
   const readyBefore = readyStates().length;
   settings.cpu = { threads: 1 }; // a model setting: the server reloads
   await server.connection.sendNotification(DidChangeConfigurationNotification.type, { settings: null });
@@ -78,7 +78,7 @@ test('a reload that meets the same failure does not notify again', async () => {
   assert.equal(logs().filter((l) => l.message.includes('cuda could not be used')).length, 2, 'but each load logs it');
 });
 
-test('an explicit CPU provider tries nothing else and reports no fallback', async () => {
+test('an explicit CPU provider tries nothing else and reports no fallback', { timeout: 120_000 }, async () => {
   const readyBefore = readyStates().length;
   settings.executionProvider = 'cpu';
   await server.connection.sendNotification(DidChangeConfigurationNotification.type, { settings: null });
