@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { R1Engine, sessionOptions } from '../src/engine/engine';
-import { KV_NEW_ROWS_DIM, prepareModelForCpu } from '../src/engine/prepare';
+import { type GraphRewrites, KV_NEW_ROWS_DIM, prepareModelForCpu } from '../src/engine/prepare';
 import type { LoadOptions, ProviderPreference } from '../src/engine/types';
 import { Rng } from '../test/fixtures/onnx/rng';
 
@@ -35,6 +35,8 @@ export interface ContenderParams {
   cpuThreads?: number;
   /** Extra engine load options (experiments). */
   engine?: Partial<LoadOptions>;
+  /** bare-ort only: which graph rewrites its prepared copy gets (experiments; default all). */
+  rewrites?: GraphRewrites;
 }
 
 export interface ContenderResult {
@@ -131,7 +133,7 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
   const config = JSON.parse(readFileSync(join(p.modelDir, 'config.json'), 'utf8')) as Record<string, number>;
   const src = join(p.modelDir, 'onnx', 'model_q4.onnx');
   const provider = p.provider === 'auto' ? 'cpu' : p.provider;
-  const file = provider === 'cpu' && p.engine?.prepareForCpu !== false ? (await prepareModelForCpu(src, { cacheDir: p.cacheDir })).file : src;
+  const file = provider === 'cpu' && p.engine?.prepareForCpu !== false ? (await prepareModelForCpu(src, { cacheDir: p.rewrites ? join(p.cacheDir, `rewrites-${p.rewrites.lastLogits ?? true}-${p.rewrites.kvNewRows ?? true}`) : p.cacheDir, ...p.rewrites })).file : src;
   const session = await ort.InferenceSession.create(file, sessionOptions(provider, { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine }));
   const loadMs = performance.now() - t0;
   const loadPeakRss = vmHWM();

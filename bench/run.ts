@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { measureBandwidth, type BandwidthResult } from './bandwidth';
 import type { ContenderKind, ContenderParams, ContenderResult } from './contender';
 import { BENCH_DIR, type BenchShape, buildBenchModel, DEFAULT_SEED } from './model';
+import type { GraphRewrites } from '../src/engine/prepare';
 import type { LoadOptions, ProviderPreference } from '../src/engine/types';
 
 const ALL: ContenderKind[] = ['ours', 'transformers.js', 'bare-ort'];
@@ -37,6 +38,8 @@ interface Args {
   label: string;
   prefillChunkSize: number;
   seed: number;
+  decodePrompt: number;
+  rewrites?: GraphRewrites;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -63,6 +66,8 @@ function parseArgs(argv: string[]): Args {
     label: get('--label') ?? '',
     prefillChunkSize: Number(get('--chunk') ?? 256),
     seed: Number(get('--seed') ?? DEFAULT_SEED),
+    decodePrompt: Number(get('--decode-prompt') ?? 128),
+    rewrites: get('--rewrites') ? (JSON.parse(get('--rewrites')!) as GraphRewrites) : undefined,
   };
 }
 
@@ -153,12 +158,13 @@ async function main(): Promise<void> {
         modelDir: dir,
         provider: a.provider,
         promptLengths: a.prompts,
-        decodePrompt: 128,
+        decodePrompt: a.decodePrompt,
         newTokens: a.newTokens,
         seed: a.seed,
         prefillChunkSize: a.prefillChunkSize,
         cacheDir,
         engine: a.engine,
+        rewrites: a.rewrites,
       };
       const ts = performance.now();
       const r = await runChild(params, 40 * 60_000);
@@ -247,7 +253,7 @@ export function renderMarkdown(j: ResultsJson): string {
   const la = [j.loadAverage.before, ...j.loadAverage.afterEachChild].map((l) => l[0]!);
   lines.push(`Load average (1 min) before and after each contender process: ${la.map((x) => x.toFixed(2)).join(', ')}. Other engineers' processes share this machine, so figures carry that noise.`);
   lines.push('');
-  lines.push(`Model: random-weight Qwen2, ${j.model.shape} shapes, q4 (MatMulNBits 4-bit, block 32, accuracy_level unset as in the public export), ${(j.model.fileBytes / 1e9).toFixed(3)} GB, provider ${a.provider}. Same prompt tokens for everyone, greedy, ${a.newTokens} new tokens after a 128-token prompt with eos ignored, ${a.runs} run(s) alternating ${names.join(' / ')}. Figures are medians${a.runs > 1 ? ' (min–max)' : ''}.`);
+  lines.push(`Model: random-weight Qwen2, ${j.model.shape} shapes, q4 (MatMulNBits 4-bit, block 32, accuracy_level unset as in the public export), ${(j.model.fileBytes / 1e9).toFixed(3)} GB, provider ${a.provider}. Same prompt tokens for everyone, greedy, ${a.newTokens} new tokens after a ${a.decodePrompt}-token prompt with eos ignored, ${a.runs} run(s) alternating ${names.join(' / ')}. Figures are medians${a.runs > 1 ? ' (min–max)' : ''}.`);
   lines.push('');
   const header = ['', ...names];
   lines.push(`| ${header.join(' | ')} |`);
