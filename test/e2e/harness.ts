@@ -242,6 +242,11 @@ export class E2E {
       const settings: Record<string, unknown> = { ...defaultSettings(), ...options.settings };
       for (const [k, v] of Object.entries(settings)) if (v === undefined) delete settings[k];
       writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
+      // code-server is a remote window: VS Code reads machine-scoped settings (r1.model.path is
+      // "machine-overridable") from the remote machine's settings, not from the user's. Write them
+      // there too, as a user would in the "Remote" tab of the Settings editor.
+      mkdirSync(join(userDataDir, 'Machine'), { recursive: true });
+      writeFileSync(join(userDataDir, 'Machine', 'settings.json'), JSON.stringify(settings, null, 2));
     }
     // code-server reads a config file (default ~/.config/code-server): give it its own.
     writeFileSync(join(root, 'config.yaml'), 'auth: none\ncert: false\n');
@@ -464,6 +469,111 @@ export class E2E {
     await this.screenshot('running-extensions');
     await this.runCommand('View: Close Editor');
     return Number(m[1].replace(/,/g, ''));
+  }
+
+  /**
+   * Runs a command that asks for text in an input box (e.g. "R1: Ask"): picks `title` in the
+   * command palette, waits for the input box titled `inputTitle` (default: `title`), types `text`
+   * and presses Enter.
+   */
+  async runCommandWithInput(title: string, text: string, inputTitle: string | RegExp = title): Promise<void> {
+    const page = this.page;
+    const widget = page.locator('.quick-input-widget');
+    const input = widget.locator('.quick-input-box input');
+    await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 }, force: true }).catch(() => undefined);
+    await page.keyboard.press('F1');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill(`>${title}`);
+    const row = widget
+      .locator('.quick-input-list .monaco-list-row')
+      .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${escapeRegExp(title)}\\s*$`) }) })
+      .first();
+    await row.waitFor({ state: 'visible', timeout: 15_000 });
+    await row.click();
+    // The palette closes and the same widget comes back as the command's input box.
+    await widget.locator('.quick-input-title', { hasText: inputTitle }).waitFor({ state: 'visible', timeout: 15_000 });
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill(text);
+    await input.press('Enter');
+    await input.waitFor({ state: 'hidden', timeout: 15_000 });
+  }
+
+  /** The active editor group's text editor (not the Output panel's). */
+  activeEditor(): Locator {
+    return this.page.locator('.part.editor .editor-group-container.active .editor-instance .monaco-editor').first();
+  }
+
+  /**
+   * Text of the active editor as it renders it (lines in order of their position on screen).
+   * Only rendered lines count: meant for small fixture files that fit the window.
+   */
+  async editorText(): Promise<string> {
+    const editor = this.activeEditor();
+    await editor.locator('.view-lines').waitFor({ state: 'visible', timeout: 15_000 });
+    return editor.locator('.view-lines .view-line').evaluateAll((lines) =>
+      lines
+        .map((l) => ({ top: Number.parseFloat((l as HTMLElement).style.top) || 0, text: (l as HTMLElement).innerText }))
+        .sort((a, b) => a.top - b.top)
+        .map((l) => l.text.replace(/\u00a0/g, ' ').replace(/\n$/, ''))
+        .join('\n'),
+    );
+  }
+
+  /** Moves the keyboard focus to the active editor ("View: Focus Active Editor Group"). */
+  async focusEditor(): Promise<void> {
+    await this.runCommand('View: Focus Active Editor Group');
+    await this.until('the active editor to have the keyboard focus', () => this.activeEditor().evaluate((e) => e.classList.contains('focused')), 15_000);
+  }
+
+  /**
+   * Moves the cursor of the active editor to 1-based `line`:`column` (Quick Open's ":line:column")
+   * and gives the editor the keyboard focus.
+   */
+  async goTo(line: number, column = 1): Promise<void> {
+    const page = this.page;
+    const input = page.locator('.quick-input-widget .quick-input-box input');
+    await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 }, force: true }).catch(() => undefined);
+    await page.keyboard.press('F1');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill(`:${line}:${column}`);
+    await input.press('Enter');
+    await input.waitFor({ state: 'hidden', timeout: 15_000 });
+    await this.until(`the cursor at ${line}:${column}`, async () => {
+      const text = await page.locator('.statusbar-item[id="status.editor.selection"]').innerText();
+      return new RegExp(`Ln ${line}, Col ${column}\\b`).test(text);
+    }, 15_000);
+  }
+
+  /** The tab of the open file `path` (workspace-relative; matched by its base name). */
+  editorTab(path: string): Locator {
+    const base = path.split('/').pop() ?? path;
+    return this.page.locator(`.tabs-container .tab[aria-label^="${base}"]`).first();
+  }
+
+  /** Whether the tab of `path` shows unsaved changes. */
+  async isDirty(path: string): Promise<boolean> {
+    return /\bdirty\b/.test((await this.editorTab(path).getAttribute('class')) ?? '');
+  }
+
+  /** Saves the active editor (Ctrl+S) and waits until the tab of `path` is no longer dirty. */
+  async save(path: string): Promise<void> {
+    await this.focusEditor();
+    await this.page.keyboard.press('Control+S');
+    await this.until(`${path} to be saved`, async () => !(await this.isDirty(path)), 15_000);
+  }
+
+  /**
+   * PIDs of R1 Coder's language server processes of this run: node processes running the
+   * installed extension's dist/server.js.
+   */
+  serverPids(): number[] {
+    return pidsMentioning(this.extensionsDir).filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((arg) => /[\\/]dist[\\/]server\.js$/.test(arg));
+      } catch {
+        return false;
+      }
+    });
   }
 
   /** Opens a workspace file (path relative to the workspace) in an editor, through Quick Open. */
