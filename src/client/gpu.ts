@@ -20,6 +20,8 @@ import {
 } from './gpuMessages';
 
 const TROUBLESHOOTING = 'Troubleshooting';
+/** globalState key: the provider fallbacks the user has been shown. */
+const FALLBACKS_SHOWN_KEY = 'r1.gpu.fallbacksShown';
 
 export class GpuSupport {
   private installing = false;
@@ -29,10 +31,19 @@ export class GpuSupport {
     private readonly log: vscode.LogOutputChannel,
   ) {}
 
-  /** r1/providerFallback: the server sends each provider once per server session. */
+  /**
+   * r1/providerFallback: the server sends each provider once per server session; the user sees
+   * each (provider, reason) once on this machine, then it goes to the log only — a CPU-only
+   * laptop is not warned about its missing GPU at every start.
+   */
   async showFallback(p: ProviderFallbackNotification.Params): Promise<void> {
     const text = fallbackWarning(p.provider, p.fallbacks);
     this.log.warn(text);
+    const seen = new Set(this.context.globalState.get<string[]>(FALLBACKS_SHOWN_KEY, []));
+    const keys = p.fallbacks.map((f) => `${f.provider}\u0000${f.reason}`);
+    if (keys.every((k) => seen.has(k))) return;
+    for (const k of keys) seen.add(k);
+    await this.context.globalState.update(FALLBACKS_SHOWN_KEY, [...seen].slice(-50));
     const pick = await vscode.window.showWarningMessage(text, TROUBLESHOOTING, 'Show Log');
     if (pick === TROUBLESHOOTING) await this.openTroubleshooting();
     else if (pick === 'Show Log') this.log.show();
