@@ -13,7 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { checkCudaRuntime, type CheckCudaOptions } from './download/cuda';
+import { checkCudaRuntime, parseLdconfig, runLdconfig, type CheckCudaOptions } from './download/cuda';
 import { ModelError } from './errors';
 import type { ExecutionProvider, ProviderAttempt, ProviderPreference } from './types';
 
@@ -30,6 +30,11 @@ export interface PlatformProbe {
    * checked, and then session creation is left to tell.
    */
   cudaRuntime?: { ok: boolean; message: string };
+  /**
+   * Linux: whether the Vulkan loader (libvulkan.so.1), which WebGPU (Dawn) needs there, is on the
+   * loader's path. Undefined means not checked; then session creation is left to tell.
+   */
+  vulkanLoader?: boolean;
 }
 
 export interface ProviderPlan {
@@ -70,6 +75,13 @@ export function unavailability(p: ExecutionProvider, probe: PlatformProbe): Unav
       return { reason: `CUDA support is installed but the CUDA 12 / cuDNN 9 runtime is incomplete. ${probe.cudaRuntime.message}`, skipped: 'broken' };
     }
     return undefined;
+  }
+  if (p === 'webgpu' && probe.platform === 'linux' && probe.vulkanLoader === false && probe.supportedBackends.includes(p)) {
+    return {
+      reason:
+        "WebGPU needs a Vulkan driver on Linux and no Vulkan loader (libvulkan.so.1) is installed; install your GPU vendor's Vulkan driver (on Debian/Ubuntu: libvulkan1 plus the vendor's driver)",
+      skipped: 'not-installed',
+    };
   }
   if (!probe.supportedBackends.includes(p)) {
     const where = p === 'dml' ? 'Windows' : p === 'coreml' ? 'macOS' : 'Linux x64 and Windows';
@@ -139,6 +151,13 @@ export function probePlatform(): PlatformProbe {
  */
 export async function probeExecutionProviders(cudaCheck?: CheckCudaOptions): Promise<PlatformProbe> {
   const probe = probePlatform();
+  if (probe.platform === 'linux' && probe.supportedBackends.includes('webgpu')) {
+    // Without a Vulkan loader Dawn finds no adapter (and prints a warning on stderr): skip it.
+    probe.vulkanLoader = await runLdconfig().then(
+      (out) => parseLdconfig(out, probe.arch).has('libvulkan.so.1'),
+      () => undefined,
+    );
+  }
   if (probe.cudaLibraryPresent && probe.platform === 'linux' && probe.arch === 'x64') {
     try {
       const check = await checkCudaRuntime(cudaCheck);

@@ -120,7 +120,7 @@ export function parseLdconfig(output: string, arch = 'x64'): Map<string, string>
   return out;
 }
 
-function runLdconfig(): Promise<string> {
+export function runLdconfig(): Promise<string> {
   const candidates = ['/sbin/ldconfig', '/usr/sbin/ldconfig', 'ldconfig'];
   return new Promise((resolve, reject) => {
     const tryAt = (i: number, lastErr?: unknown) => {

@@ -39,6 +39,16 @@ describe('planProviders', () => {
     assert.match(p.skipped[0]!.reason!, /libonnxruntime_providers_cuda\.so/);
   });
 
+  it('Linux without a Vulkan loader skips webgpu as not installed (no warning); an explicit webgpu says why it cannot run', () => {
+    const p = planProviders('auto', { ...linux(false), vulkanLoader: false });
+    assert.deepEqual(p.order, ['cpu']);
+    const webgpu = p.skipped.find((s) => s.provider === 'webgpu');
+    assert.equal(webgpu?.skipped, 'not-installed');
+    assert.match(webgpu!.reason!, /libvulkan\.so\.1/);
+    assert.deepEqual(planProviders('auto', { ...linux(false), vulkanLoader: true }).order, ['webgpu', 'cpu']);
+    assert.throws(() => planProviders('webgpu', { ...linux(false), vulkanLoader: false }), /Vulkan loader/);
+  });
+
   it('Windows: dml, webgpu, cpu', () => {
     assert.deepEqual(planProviders('auto', windows).order, ['dml', 'webgpu', 'cpu']);
   });
