@@ -424,7 +424,8 @@ export class E2E {
     mkdirSync(RESULTS_DIR, { recursive: true });
     const n = String(++this.screenshotCount).padStart(2, '0');
     const file = join(RESULTS_DIR, `${this.name}-${n}-${sanitize(label)}.png`);
-    await this.page.screenshot({ path: file, timeout: 30_000 });
+    // Finite CSS transitions (a toast fading in) jump to their end, so the picture is not caught mid-fade.
+    await this.page.screenshot({ path: file, timeout: 30_000, animations: 'disabled' });
     return file;
   }
 
@@ -496,6 +497,36 @@ export class E2E {
     await input.fill(text);
     await input.press('Enter');
     await input.waitFor({ state: 'hidden', timeout: 15_000 });
+  }
+
+  /**
+   * Drags the sash between the primary side bar and the editor so the side bar is `width` pixels
+   * wide (screenshots of the Reasoning view then show whole lines of a diff). The side bar must be
+   * visible.
+   */
+  async setSideBarWidth(width: number): Promise<void> {
+    const bar = this.page.locator('.part.sidebar').first();
+    await bar.waitFor({ state: 'visible', timeout: 15_000 });
+    const box = await bar.boundingBox();
+    if (!box) throw new Error('The side bar has no size.');
+    // The sash is a thin element of its own near the side bar's right edge: take the nearest.
+    const edge = box.x + box.width;
+    const sashes = await this.page.locator('.monaco-sash.vertical').evaluateAll((els) =>
+      els.map((e) => {
+        const r = e.getBoundingClientRect();
+        return { x: r.x + r.width / 2, y: r.y + r.height / 2, height: r.height };
+      }),
+    );
+    const sash = sashes.filter((s) => s.height > box.height / 2).sort((a, b) => Math.abs(a.x - edge) - Math.abs(b.x - edge))[0];
+    if (!sash || Math.abs(sash.x - edge) > 20) throw new Error(`No sash next to the side bar (its edge is at x=${edge}).`);
+    await this.page.mouse.move(sash.x, sash.y);
+    await this.page.mouse.down();
+    await this.page.mouse.move(sash.x + (width - box.width), sash.y, { steps: 8 });
+    await this.page.mouse.up();
+    await this.until(`the side bar to be ${width}px wide`, async () => {
+      const b = await bar.boundingBox();
+      return b !== null && Math.abs(b.width - width) <= 4;
+    }, 5_000);
   }
 
   /** The active editor group's text editor (not the Output panel's). */

@@ -28,9 +28,14 @@ let scriptTokens = 0;
 before(async () => {
   await buildScriptedModel(LONG_MODEL, { script: LONG_SCRIPT }); // cached after the first build
   scriptTokens = (await encodeScript(LONG_SCRIPT)).length;
-  e2e = await E2E.start({ name: 'interrupts', settings: { 'r1.model.path': LONG_MODEL, 'r1.generation.temperature': 0 } });
+  e2e = await E2E.start({
+    name: 'interrupts',
+    settings: { 'r1.model.path': LONG_MODEL, 'r1.generation.temperature': 0 },
+    viewport: { width: 1600, height: 1000 },
+  });
   view = new ReasoningView(e2e);
   await view.frame(true);
+  await e2e.setSideBarWidth(620);
 });
 
 after(async () => {

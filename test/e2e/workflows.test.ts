@@ -29,8 +29,10 @@ let portFixed: string;
 
 before(async () => {
   await buildScriptedModel(SCRIPTED_MODEL); // cached: returns at once when built
-  e2e = await E2E.start({ name: 'workflows', settings: { 'r1.generation.temperature': 0 } });
+  e2e = await E2E.start({ name: 'workflows', settings: { 'r1.generation.temperature': 0 }, viewport: { width: 1600, height: 1000 } });
   view = new ReasoningView(e2e);
+  await view.frame(true);
+  await e2e.setSideBarWidth(620);
   portOriginal = readFileSync(e2e.workspaceFile(PORT_TS), 'utf8');
   const start = portOriginal.indexOf('export function parsePort');
   const end = portOriginal.indexOf('\n}\n', start) + 2;
