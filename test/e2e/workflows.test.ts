@@ -163,6 +163,21 @@ test('3. Reject leaves the file unchanged on disk', async () => {
     const id = await view.waitForNew(before);
     await waitForProposal(id);
 
+    // "Review in diff editor" opens VS Code's diff editor: the file against the proposal, read-only.
+    await view.click(id, 'pr-review');
+    const diffTab = e2e.page.locator('.tabs-container .tab[aria-label^="R1 proposal: src/port.ts"]').first();
+    await diffTab.waitFor({ state: 'visible', timeout: 15_000 });
+    const diffEditor = e2e.page.locator('.part.editor .editor-group-container.active .monaco-diff-editor').first();
+    await diffEditor.waitFor({ state: 'visible', timeout: 15_000 });
+    await e2e.until('the diff editor to show the removed and the added line', async () => {
+      const removed = await diffEditor.locator('.editor.original .view-lines').innerText();
+      const added = await diffEditor.locator('.editor.modified .view-lines').innerText();
+      return /return value;/.test(removed.replace(/\u00a0/g, ' ')) && /throw new RangeError/.test(added.replace(/\u00a0/g, ' '));
+    }, 15_000);
+    await e2e.screenshot('review-diff-editor');
+    await e2e.runCommand('View: Close Editor');
+    await diffTab.waitFor({ state: 'detached', timeout: 15_000 });
+
     await view.click(id, 'pr-reject');
     await view.waitFor(id, 'the proposal rejected', (x) => x.proposalState === 'rejected');
     await (await view.exchange(id)).locator('.proposal').scrollIntoViewIfNeeded();
