@@ -9,7 +9,9 @@ export function describeState(state: ClientState): { text: string; tooltip: stri
     case 'starting':
       return { text: '$(loading~spin) R1: starting', tooltip: 'R1 Coder: starting the language server…', error: false };
     case 'no-model':
-      return { text: '$(warning) R1: no model', tooltip: `R1 Coder: ${state.message}`, error: false };
+      return { text: '$(warning) R1: no model', tooltip: `R1 Coder: ${state.message} Run "R1: Download Model" or "R1: Select Model".`, error: false };
+    case 'unloaded':
+      return { text: '$(circle-large-outline) R1', tooltip: `R1 Coder: ${state.message}`, error: false };
     case 'loading':
       return {
         text: `$(loading~spin) R1: loading${state.fraction !== undefined ? ` ${Math.round(state.fraction * 100)}%` : ''}`,

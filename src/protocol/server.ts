@@ -10,6 +10,8 @@ import type { ChatTurn, DiagnosticInfo, GenerationResult, ModelInfo, PromptKind 
 export type ServerState =
   | { kind: 'starting' }
   | { kind: 'no-model'; message: string }
+  /** A model is configured and loads on the first request. */
+  | { kind: 'unloaded'; message: string }
   | { kind: 'loading'; message: string; fraction?: number }
   | {
       kind: 'ready';

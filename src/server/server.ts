@@ -183,18 +183,18 @@ connection.onInitialized(() => {
   connection.console.info(`R1 server ${serverVersion} started (pid ${process.pid}, node ${process.version}).`);
   if (probeOverride) connection.console.warn(`Diagnostic override active: the platform probe is replaced by ${JSON.stringify(probeOverride)}.`);
   void connection.client.register(DidChangeConfigurationNotification.type, { section: 'r1' });
-  void pullSettings().then(
-    (s) => {
-      try {
-        const dir = resolveModelDir(s);
-        setState({ kind: 'no-model', message: `The model in ${dir} loads on first use.` });
-      } catch (e) {
-        setState({ kind: 'no-model', message: (e as Error).message });
-      }
-    },
-    () => setState({ kind: 'no-model', message: 'No model loaded yet.' }),
-  );
+  void pullSettings().then(announceUnloaded, () => setState({ kind: 'no-model', message: 'No model loaded yet.' }));
 });
+
+/** Before the first request: is there a model to load, and where. */
+function announceUnloaded(settings: ServerSettings): void {
+  try {
+    const dir = resolveModelDir(settings);
+    setState({ kind: 'unloaded', message: `The model in ${dir} loads on first use.` });
+  } catch (e) {
+    setState({ kind: 'no-model', message: (e as Error).message });
+  }
+}
 
 // A model setting changed: reload now when a model was loaded, so the next request finds it ready.
 connection.onDidChangeConfiguration(() => {
@@ -206,6 +206,10 @@ connection.onDidChangeConfiguration(() => {
     } catch (e) {
       if (host.loadedInfo) await host.dispose();
       setState({ kind: 'no-model', message: (e as Error).message });
+      return;
+    }
+    if (!host.loadedInfo) {
+      announceUnloaded(settings);
       return;
     }
     if (!host.needsReload(settings, dir)) return;

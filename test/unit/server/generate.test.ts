@@ -13,6 +13,7 @@ import {
   FixRequest,
   R1ErrorCodes,
   RequestProgressNotification,
+  StateNotification,
   StreamNotification,
   ValidateModelRequest,
   type GenerateParams,
@@ -60,6 +61,12 @@ function params(requestId: string, extra: Partial<GenerateParams> = {}): Generat
     ...extra,
   };
 }
+
+test('with a model configured, the server says it loads on first use (not "no model")', async () => {
+  const first = await server.waitFor<{ kind: string; message: string }>(StateNotification.method);
+  assert.equal(first.kind, 'unloaded');
+  assert.ok(first.message.includes(scripted), first.message);
+});
 
 test('r1/ask loads the model on first use, streams reasoning then answer, and ends with stats', async () => {
   const result = await server.connection.sendRequest(AskRequest.type, params('ask-1'));
