@@ -61,8 +61,14 @@ export class SlotKvCache {
     return this.filled;
   }
 
+  /**
+   * Starts a new sequence. The past input is always the whole capacity (unfilled slots masked), so
+   * a capacity grown by a long earlier request would make every later step attend over it: buffers
+   * larger than one step are dropped and grow again as needed.
+   */
   reset(): void {
     this.filled = 0;
+    if (this.capacity > CAPACITY_STEP) this.release();
   }
 
   /** Makes room for `need` cached tokens, keeping the filled rows. */

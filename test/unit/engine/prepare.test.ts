@@ -141,6 +141,8 @@ describe('prepareModelForCpu', () => {
       const a = await plain.forward(ids.slice(0, 5));
       const b = await slotted.forward(ids.slice(0, 5));
       assert.ok(a.every((x, i) => Math.abs(x - b[i]!) < 1e-4));
+      // ... and does not keep attending over the capacity the long sequence grew (kv 2 x 256 slots x 32).
+      assert.equal(slotted.cacheData().length, 2 * 256 * 32);
     } finally {
       await slotted.release();
       await plain.release();
