@@ -113,7 +113,7 @@ export class R1Server implements vscode.Disposable {
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       outputChannel: this.log,
-      initializationOptions: { extensionVersion: String(this.context.extension.packageJSON.version), defaultModelDir: this.defaultModelDir },
+      initializationOptions: { extensionVersion: String(this.context.extension.packageJSON.version), defaultModelDir: this.defaultModelDir, preparedModelsDir: vscode.Uri.joinPath(this.context.globalStorageUri, 'prepared').fsPath },
       middleware: { workspace: { configuration: restrictUntrustedSettings } },
       errorHandler: this.errorHandler(),
       initializationFailedHandler: (error) => {

@@ -37,6 +37,8 @@ export interface InitializationOptions {
   extensionVersion?: string;
   /** Where R1: Download Model puts the default model (used when r1.model.path is empty). */
   defaultModelDir?: string;
+  /** Where prepared CPU copies of models go (the extension's global storage). */
+  preparedModelsDir?: string;
   /**
    * Diagnostic overrides, for support and for tests; the extension never sets them.
    * `platformProbe` replaces what the server detects about the platform (platform, arch, the

@@ -19,6 +19,8 @@ export interface ServerSettings {
   variant: NonNullable<LoadOptions['variant']>;
   provider: NonNullable<LoadOptions['provider']>;
   cpuThreads: number;
+  /** Write and use a CPU-prepared copy of q4 models (int8 compute); r1.cpu.prepareModel. */
+  prepareModel: boolean;
   maxNewTokens: number;
   thinkingBudget: number;
   temperature: number;
@@ -50,7 +52,7 @@ interface Job<T> {
 export const CANCELLED_BEFORE_START = Symbol('cancelled before start');
 
 function modelKey(s: ServerSettings, modelDir: string): string {
-  return JSON.stringify([modelDir, s.variant, s.provider, s.cpuThreads]);
+  return JSON.stringify([modelDir, s.variant, s.provider, s.cpuThreads, s.prepareModel]);
 }
 
 export class EngineHost {
@@ -163,6 +165,7 @@ export class EngineHost {
         variant: settings.variant,
         provider: settings.provider,
         cpuThreads: settings.cpuThreads > 0 ? settings.cpuThreads : undefined,
+        prepareForCpu: settings.prepareModel,
         onProgress: (p: LoadProgress) => this.events.onLoading(p.message, p.fraction),
       });
       this.engine = engine;

@@ -95,8 +95,11 @@ function parseProbeOverride(raw: unknown): PlatformProbe | undefined {
   return probe;
 }
 
+/** Where prepared CPU copies of models go; undefined lets the engine use the user's cache folder. */
+let preparedModelsDir: string | undefined;
+
 function loadEngine(opts: Parameters<typeof R1Engine.load>[0]): Promise<R1Engine> {
-  return R1Engine.load(opts, probeOverride ? { probe: probeOverride } : {});
+  return R1Engine.load({ cacheDir: preparedModelsDir, ...opts }, probeOverride ? { probe: probeOverride } : {});
 }
 
 function setState(next: ServerState): void {
@@ -170,6 +173,7 @@ connection.onInitialize((params) => {
   const options = (params.initializationOptions ?? {}) as { [K in keyof InitializationOptions]?: unknown };
   if (typeof options.extensionVersion === 'string') serverVersion = options.extensionVersion;
   if (typeof options.defaultModelDir === 'string') defaultModelDir = options.defaultModelDir;
+  if (typeof options.preparedModelsDir === 'string') preparedModelsDir = options.preparedModelsDir;
   if (typeof options.diagnostics === 'object' && options.diagnostics !== null) {
     probeOverride = parseProbeOverride((options.diagnostics as { platformProbe?: unknown }).platformProbe);
   }
@@ -336,7 +340,13 @@ connection.onRequest(ExplainRequest.type, (params, token) => generate('explain',
 connection.onRequest(ValidateModelRequest.type, async ({ modelDir }) => {
   const settings = await pullSettings();
   try {
-    const engine = await loadEngine({ modelDir, variant: settings.variant, provider: settings.provider, cpuThreads: settings.cpuThreads || undefined });
+    const engine = await loadEngine({
+      modelDir,
+      variant: settings.variant,
+      provider: settings.provider,
+      cpuThreads: settings.cpuThreads || undefined,
+      prepareForCpu: settings.prepareModel,
+    });
     const info = engine.info;
     await engine.dispose();
     return { ok: true as const, info };

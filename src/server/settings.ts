@@ -14,6 +14,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   variant: 'auto',
   provider: 'auto',
   cpuThreads: 0,
+  prepareModel: true,
   maxNewTokens: 4096,
   thinkingBudget: 2048,
   temperature: 0.6,
@@ -45,6 +46,7 @@ export function sanitizeSettings(raw: unknown, warn: (message: string) => void =
   pick('model.variant', (v): v is ServerSettings['variant'] => VARIANTS.includes(v as never), (v) => (s.variant = v));
   pick('executionProvider', (v): v is ProviderPreference => PROVIDERS.includes(v as never), (v) => (s.provider = v));
   pick('cpu.threads', isNum(0, 256, true), (v) => (s.cpuThreads = v));
+  pick('cpu.prepareModel', (v): v is boolean => typeof v === 'boolean', (v) => (s.prepareModel = v));
   pick('generation.maxNewTokens', isNum(16, 32768, true), (v) => (s.maxNewTokens = v));
   pick('generation.thinkingBudget', isNum(0, 32768, true), (v) => (s.thinkingBudget = v));
   pick('generation.temperature', isNum(0, 2, false), (v) => (s.temperature = v));

@@ -31,6 +31,7 @@ const expectedSettings = [
   'r1.generation.contextWindow',
   'r1.cpu.threads',
   'r1.model.hubUrl',
+  'r1.cpu.prepareModel',
   'r1.cuda.feedUrl',
 ];
 

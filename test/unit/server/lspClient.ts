@@ -28,7 +28,11 @@ export interface StartOptions {
 }
 
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
-  const initializationOptions = options.initializationOptions ?? { extensionVersion: '9.9.9-test' };
+  // Prepared CPU copies go under the repository's cache, not the user's.
+  const initializationOptions = {
+    preparedModelsDir: join(__dirname, '..', '..', '..', '.cache', 'test-prepared'),
+    ...((options.initializationOptions as object | undefined) ?? { extensionVersion: '9.9.9-test' }),
+  };
   const settings = options.settings ?? {};
   if (!existsSync(SERVER_BUNDLE)) throw new Error(`${SERVER_BUNDLE} is missing: run "npm run build" first.`);
   const child = fork(SERVER_BUNDLE, ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
