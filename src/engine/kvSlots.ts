@@ -17,6 +17,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
+import { runModel } from './run';
 import { KV_NEW_ROWS_DIM } from './prepare';
 import type { GraphSignature } from './types';
 
@@ -123,18 +124,7 @@ export class SlotKvCache {
     feeds.input_ids = new ort.Tensor('int64', idsData, [1, seq]);
     feeds.attention_mask = new ort.Tensor('int64', mask, [1, total]);
     feeds.position_ids = new ort.Tensor('int64', this.iota.subarray(this.filled, this.filled + seq), [1, seq]);
-    let out: ort.InferenceSession.ReturnType;
-    try {
-      out = await this.session.run(feeds);
-    } catch (e) {
-      throw new ModelError(
-        'runtime',
-        `ONNX Runtime failed while running the model: ${(e as Error).message.split('\n')[0]}`,
-        'The model file may not match this ONNX Runtime or the input is too long; try another variant or a shorter request.',
-        undefined,
-        { cause: e },
-      );
-    }
+    const out = await runModel(this.session, feeds);
     const { kv, hd } = this;
     for (let t = 0; t < this.presentNames.length; t++) {
       const o = out[this.presentNames[t]!] as ort.Tensor | undefined;

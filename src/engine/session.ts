@@ -10,6 +10,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
+import { runModel } from './run';
 import { SlotKvCache, usesNewRowsKv } from './kvSlots';
 import type { GraphSignature } from './types';
 
@@ -129,18 +130,7 @@ export class DecoderSession {
     // mask that is pastLen .. total-1.
     if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', this.iota.subarray(this.pastLen, total), [1, seq]);
     for (let i = 0; i < this.pastNames.length; i++) feeds[this.pastNames[i]!] = this.past[i]!;
-    let out: ort.InferenceSession.ReturnType;
-    try {
-      out = await this.session.run(feeds);
-    } catch (e) {
-      throw new ModelError(
-        'runtime',
-        `ONNX Runtime failed while running the model: ${(e as Error).message.split('\n')[0]}`,
-        'The model file may not match this ONNX Runtime or the input is too long; try another variant or a shorter request.',
-        undefined,
-        { cause: e },
-      );
-    }
+    const out = await runModel(this.session, feeds);
     // With WebGPU the present.* tensors are GPU buffers (device.ts): they become the next past as
     // they are, and the previous step's buffers are released once replaced.
     for (let i = 0; i < this.presentNames.length; i++) {
