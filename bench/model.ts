@@ -27,7 +27,8 @@ import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promis
 import { join, resolve } from 'node:path';
 import { onnx } from 'onnx-proto';
 import { type DType, type GraphBuilder, elemType, f32 } from '../test/fixtures/onnx/graph';
-import { buildTinyQwen2Graph } from '../test/fixtures/onnx/qwen2';
+import { buildTinyQwen2Graph, type Qwen2Shape } from '../test/fixtures/onnx/qwen2';
+import { lenField } from '../src/engine/prepare';
 import { Rng } from '../test/fixtures/onnx/rng';
 import { GENERATION_CONFIG, R1_1_5B, VOCAB_SIZE, ensureFixture, qwen2Config } from '../test/fixtures/models';
 
@@ -37,15 +38,7 @@ export const BLOCK_SIZE = 32;
 
 export type BenchShape = 'tiny' | '1.5b';
 
-export interface ShapeSpec {
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  ropeTheta: number;
-  rmsNormEps: number;
-}
+export type ShapeSpec = Qwen2Shape;
 
 export const SHAPES: Record<BenchShape, ShapeSpec> = {
   '1.5b': {
@@ -136,27 +129,12 @@ function uniformFloats(seed: number, count: number, lo: number, hi: number) {
   };
 }
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
-  return out;
-}
-
-/** Tag of a length-delimited field. */
-function lenTag(field: number): number[] {
-  return varint((field << 3) | 2);
-}
-
 /** A TensorProto without raw_data, then the raw_data field's header; the caller streams the bytes. */
 function tensorHeader(t: LazyTensor): Uint8Array {
   const head = onnx.TensorProto.encode({ name: t.name, dims: t.dims, dataType: elemType(t.dtype) }).finish();
-  const rawHead = [...lenTag(9), ...varint(t.byteLength)];
+  const rawHead = lenField(9, t.byteLength);
   const bodyLen = head.length + rawHead.length + t.byteLength;
-  return Uint8Array.from([...lenTag(5), ...varint(bodyLen), ...head, ...rawHead]);
+  return Uint8Array.from([...lenField(5, bodyLen), ...head, ...rawHead]);
 }
 
 /**
@@ -181,7 +159,7 @@ function writeStreaming(path: string, model: onnx.ModelProto, lazy: LazyTensor[]
   };
   try {
     out(head);
-    out(Uint8Array.from([...lenTag(7), ...varint(graphLen)]));
+    out(lenField(7, graphLen));
     out(graphBytes);
     for (let i = 0; i < lazy.length; i++) {
       const t = lazy[i]!;

@@ -138,7 +138,8 @@ async function readField(r: FileReader, pos: number): Promise<Field> {
   return { field, wire, start: pos, payload: p, len, end };
 }
 
-function varintBytes(n: number): number[] {
+/** A protobuf varint (also used by the benchmark model writer). */
+export function varintBytes(n: number): number[] {
   const out: number[] = [];
   while (n >= 0x80) {
     out.push((n % 0x80) | 0x80);
@@ -148,7 +149,8 @@ function varintBytes(n: number): number[] {
   return out;
 }
 
-function lenField(field: number, payloadLen: number): Uint8Array {
+/** The tag and length of a length-delimited protobuf field whose payload follows. */
+export function lenField(field: number, payloadLen: number): Uint8Array {
   return Uint8Array.from([...varintBytes((field << 3) | 2), ...varintBytes(payloadLen)]);
 }
 
