@@ -7,32 +7,22 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { after, afterEach, describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import { ZipFile } from 'yazl';
 import { UsageError, parseCli } from '../../../src/cli/args';
 import { type CliIO, main } from '../../../src/cli/main';
 import { CUDA_MARKER_FILE, CUDA_PACKAGE_ID, CUDA_RUNTIME_LIBRARIES } from '../../../src/engine/download/cuda';
-import { bytes, installFakeFeed, startLoopback, type Loopback } from '../download/loopback';
+import { bytes, installFakeFeed, startLoopback, type Loopback, tempDirs } from '../download/loopback';
 
 const ROOT = resolve(__dirname, '../../..');
 const VERSION = '1.30.0';
 const CUDA_SO = bytes(400_000, 31);
 const SHARED_SO = bytes(30_000, 32);
-const roots: string[] = [];
 let server: Loopback | undefined;
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'r1-cli-cuda-'));
-  roots.push(d);
-  return d;
-}
-after(() => {
-  for (const d of roots) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('r1-cli-cuda-');
 afterEach(async () => {
   await server?.stop();
   server = undefined;

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import { ZipFile } from 'yazl';
 import {
   CUDA_MARKER_FILE,
@@ -19,22 +18,13 @@ import {
   type CudaInstallProgress,
 } from '../../../src/engine/download';
 import { installFilesAtomically } from '../../../src/engine/download/cuda';
-import { bytes, closedPort, installFakeFeed, startLoopback, type Loopback } from './loopback';
+import { bytes, closedPort, installFakeFeed, startLoopback, type Loopback, tempDirs } from './loopback';
 
 const VERSION = '1.30.0';
 const CUDA_SO = bytes(300_000, 11);
 const SHARED_SO = bytes(20_000, 12);
-const roots: string[] = [];
 let server: Loopback | undefined;
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'r1-cuda-'));
-  roots.push(d);
-  return d;
-}
-after(() => {
-  for (const d of roots) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('r1-cuda-');
 afterEach(async () => {
   await server?.stop();
   server = undefined;

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import {
   DownloadError,
   MANIFEST_FILE,
@@ -16,21 +15,12 @@ import {
   type HubTreeEntry,
   type ModelDownloadProgress,
 } from '../../../src/engine/download';
-import { bytes, closedPort, fileRequests, installFakeHub, sha256, startLoopback, type FakeHubFile, type Loopback } from './loopback';
+import { bytes, closedPort, fileRequests, installFakeHub, sha256, startLoopback, type FakeHubFile, type Loopback, tempDirs } from './loopback';
 
 const REPO = 'onnx-community/DeepSeek-R1-Distill-Qwen-1.5B-ONNX';
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
-const roots: string[] = [];
 let server: Loopback | undefined;
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'r1-hub-'));
-  roots.push(d);
-  return d;
-}
-after(() => {
-  for (const d of roots) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('r1-hub-');
 afterEach(async () => {
   await server?.stop();
   server = undefined;

@@ -5,8 +5,12 @@
  * Also a fake Hugging Face hub and a fake NuGet flat-container feed built on it.
  */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
 export interface LoggedRequest {
@@ -344,4 +348,17 @@ export function installFakeFeed(server: Loopback, o: FakeFeedOptions): { feedUrl
     });
   }
   return { feedUrl: `${server.origin}/v3-flatcontainer/`, serviceIndexUrl: `${server.origin}/v3/index.json`, packagePath };
+}
+
+/** A maker of temporary folders (named `prefix…`) that are all removed after the test file. */
+export function tempDirs(prefix: string): () => string {
+  const roots: string[] = [];
+  after(() => {
+    for (const d of roots) rmSync(d, { recursive: true, force: true });
+  });
+  return () => {
+    const d = mkdtempSync(join(tmpdir(), prefix));
+    roots.push(d);
+    return d;
+  };
 }
