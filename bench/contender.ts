@@ -133,7 +133,7 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
   const config = JSON.parse(readFileSync(join(p.modelDir, 'config.json'), 'utf8')) as Record<string, number>;
   const src = join(p.modelDir, 'onnx', 'model_q4.onnx');
   const provider = p.provider === 'auto' ? 'cpu' : p.provider;
-  const file = provider === 'cpu' && p.engine?.prepareForCpu !== false ? (await prepareModelForCpu(src, { cacheDir: p.rewrites ? join(p.cacheDir, `rewrites-${p.rewrites.lastLogits ?? true}-${p.rewrites.kvNewRows ?? true}`) : p.cacheDir, ...p.rewrites })).file : src;
+  const file = provider === 'cpu' && p.engine?.prepareForCpu !== false ? (await prepareModelForCpu(src, { cacheDir: p.rewrites ? join(p.cacheDir, `rewrites-${p.rewrites.lastLogits ?? true}-${p.rewrites.kvNewRows ?? true}-${p.rewrites.fuseMatMuls ?? true}`) : p.cacheDir, ...p.rewrites })).file : src;
   const session = await ort.InferenceSession.create(file, sessionOptions(provider, { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine }));
   const loadMs = performance.now() - t0;
   const loadPeakRss = vmHWM();

@@ -2,13 +2,16 @@
  * The prepared CPU model. ONNX Runtime's MatMulNBits computes in float32 when its
  * `accuracy_level` attribute is absent or 0 (how transformers.js's quantizer leaves q4 exports),
  * and with int8 dot products when it is 4: on a 2-core x64 machine the linear layers of the 1.5B
- * model take 188 ms a token at level 0 and 43 ms at level 4 (the memory roofline). ONNX Runtime
- * 1.30 has no session option that overrides the attribute, so on the CPU the engine writes a copy
- * of the model once, with accuracy_level 4 on those nodes, and loads that copy from then on.
+ * model take 188 ms a token at level 0 and 43 ms at level 4. ONNX Runtime 1.30 has no session
+ * option that overrides the attribute, so on the CPU the engine writes a copy of the model once,
+ * with accuracy_level 4 on those nodes, and loads that copy from then on. The same copy gets graph
+ * rewrites that save work at run time (GraphRewrites: logits of the last position only, new KV
+ * rows only, MatMulNBits sharing an input fused into one wider node).
  *
  * The copy is streamed: the ModelProto is walked at the protobuf field level, only NodeProto
- * messages of the graph are decoded and re-encoded, and every other field (the initializers, 2 GB
- * for the 1.5B q4 file) is copied through byte for byte in chunks. Memory stays a few MB.
+ * messages of the graph (and the headers of initializers) are decoded and re-encoded, and the
+ * weights (2 GB for the 1.5B q4 file) are copied through byte for byte in chunks, also when fusion
+ * concatenates them. Memory stays a few MB.
  *
  * Where: next to nothing the user owns. Models without external data go to a cache folder
  * (`LoadOptions.cacheDir`, else the user cache: `$XDG_CACHE_HOME/r1-coder/prepared`,
@@ -25,7 +28,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { onnx } from 'onnx-proto';
 
 /** Bump when the rewrite changes, so older prepared copies are not reused. */
-export const PREPARE_VERSION = 2;
+export const PREPARE_VERSION = 3;
 export const CPU_ACCURACY_LEVEL = 4;
 
 export interface PrepareOptions extends GraphRewrites {
@@ -46,6 +49,8 @@ export interface PrepareResult {
   /** Set when the copy was written now: the graph rewrites applied. */
   lastLogits?: boolean;
   kvNewRows?: boolean;
+  /** MatMulNBits nodes that now run as fewer, wider nodes (e.g. q/k/v → one), and into how many. */
+  fusedMatMuls?: { from: number; to: number };
   /** Why no prepared copy is used, when `prepared` is false. */
   reason?: string;
   ms: number;
@@ -195,6 +200,7 @@ interface Plan {
   lastLogits: boolean;
   /** Whether present.* now carry only the new rows (see KV_NEW_ROWS_DIM). */
   kvNewRows: boolean;
+  fusedMatMuls: { from: number; to: number };
   outputSize: number;
 }
 
@@ -204,6 +210,12 @@ export interface GraphRewrites {
   lastLogits?: boolean;
   /** present.* outputs carry only the rows of this run (the engine keeps the cache). Default true. */
   kvNewRows?: boolean;
+  /**
+   * MatMulNBits nodes that read the same input with the same K, bits, block size and accuracy level
+   * (q/k/v, gate/up) become one node over the concatenated weights, followed by a Split: same
+   * arithmetic per output column, fewer and wider kernels. Default true.
+   */
+  fuseMatMuls?: boolean;
 }
 
 /**
@@ -213,18 +225,59 @@ export interface GraphRewrites {
  */
 export const KV_NEW_ROWS_DIM = 'r1_new_sequence_length';
 
+/** What the fusion needs of an initializer: its name, type, shape and where its raw bytes are. */
+interface InitializerHeader {
+  name: string;
+  dims: number[];
+  dataType: number;
+  raw?: { from: number; len: number };
+  /** Data held any other way (typed fields, external data, segments): not fused. */
+  otherData: boolean;
+}
+
+async function readInitializerHeader(r: FileReader, f: Field): Promise<InitializerHeader> {
+  const h: InitializerHeader = { name: '', dims: [], dataType: 0, otherData: false };
+  for (let q = f.payload; q < f.end; ) {
+    const g = await readField(r, q);
+    if (g.field === 1 && g.wire === 0) h.dims.push((await r.varint(g.payload))[0]);
+    else if (g.field === 1 && g.wire === 2) {
+      for (let p = g.payload; p < g.end; ) {
+        const [v, n] = await r.varint(p);
+        h.dims.push(v);
+        p += n;
+      }
+    } else if (g.field === 2 && g.wire === 0) h.dataType = (await r.varint(g.payload))[0];
+    else if (g.field === 8 && g.wire === 2) h.name = new TextDecoder().decode(await r.bytes(g.payload, g.len));
+    else if (g.field === 9 && g.wire === 2) h.raw = { from: g.payload, len: g.len };
+    else if (g.field !== 12) h.otherData = true; // 12: doc_string
+    q = g.end;
+  }
+  return h;
+}
+
 interface GraphField {
   f: Field;
   node?: onnx.NodeProto;
   output?: onnx.ValueInfoProto;
+  init?: InitializerHeader;
+  /** Name of a graph input (field 11). */
+  graphInput?: string;
   changed?: boolean;
+  /** Left out of the copy (a node or initializer the fusion replaced). */
+  dropped?: boolean;
   /** Nodes emitted before / after this field. */
   before?: onnx.NodeProto[];
   after?: onnx.NodeProto[];
 }
 
 /** The graph-level rewrites on decoded nodes and outputs; returns what was done. */
-function rewriteGraph(fields: GraphField[], want: Required<GraphRewrites>, extraInits: onnx.TensorProto[]): { lastLogits: boolean; kvNewRows: boolean } {
+function rewriteGraph(
+  fields: GraphField[],
+  want: Required<GraphRewrites>,
+  extraInits: onnx.TensorProto[],
+  extraSegments: Segment[],
+  opset: number,
+): { lastLogits: boolean; kvNewRows: boolean; fusedMatMuls: { from: number; to: number } } {
   const nodes = fields.filter((x) => x.node);
   const outputs = fields.filter((x) => x.output);
   const producer = new Map<string, GraphField>();
@@ -308,16 +361,149 @@ function rewriteGraph(fields: GraphField[], want: Required<GraphRewrites>, extra
       kvNewRows = true;
     }
   }
-  return { lastLogits, kvNewRows };
+  const fusedMatMuls = want.fuseMatMuls ? fuseMatMulNBits(fields, extraInits, extraSegments, opset) : { from: 0, to: 0 };
+  return { lastLogits, kvNewRows, fusedMatMuls };
+}
+
+const intAttr = (n: onnx.NodeProto, name: string): number | undefined => {
+  const a = n.attribute?.find((x) => x.name === name);
+  return a ? Number(a.i) : undefined;
+};
+
+/** A protobuf TensorProto (graph initializer, field 5) whose raw data are source ranges. */
+function tensorFromRanges(name: string, dataType: number, dims: number[], ranges: Array<{ from: number; len: number }>): Segment[] {
+  const head: number[] = [];
+  for (const d of dims) head.push(0x08, ...varintBytes(d)); // dims, field 1
+  head.push(0x10, ...varintBytes(dataType)); // data_type, field 2
+  const nameBytes = new TextEncoder().encode(name);
+  head.push(...lenField(8, nameBytes.length), ...nameBytes);
+  const rawLen = ranges.reduce((a, x) => a + x.len, 0);
+  const rawTag = lenField(9, rawLen);
+  const payload = head.length + rawTag.length + rawLen;
+  return [lenField(5, payload), Uint8Array.from(head), rawTag, ...ranges.map((x) => ({ ...x }))];
+}
+
+/**
+ * Fuses MatMulNBits nodes that share their input and quantization (see GraphRewrites.fuseMatMuls).
+ * The weights [N, K/block, block·bits/8] and scales [N·K/block] of the group are concatenated along
+ * N straight from the source file's byte ranges; the fused node's output is Split back into the
+ * original value names, so nothing downstream changes. A group is left alone unless every member
+ * has only the three plain inputs and its weight and scales are raw-data initializers used by it
+ * alone.
+ */
+function fuseMatMulNBits(fields: GraphField[], extraInits: onnx.TensorProto[], extraSegments: Segment[], opset: number): { from: number; to: number } {
+  // A node too large to decode, or a weight also listed as a graph input (IR < 4), could use an
+  // initializer where we cannot see it: then nothing is fused.
+  if (fields.some((x) => x.f.field === 1 && !x.node)) return { from: 0, to: 0 };
+  const inits = new Map<string, GraphField>();
+  for (const x of fields) if (x.init && !x.graphInput) inits.set(x.init.name, x);
+  for (const x of fields) if (x.graphInput) inits.delete(x.graphInput);
+  const uses = new Map<string, number>();
+  const count = (nodes: onnx.INodeProto[]) => {
+    for (const n of nodes) {
+      for (const i of n.input ?? []) uses.set(i, (uses.get(i) ?? 0) + 1);
+      for (const a of n.attribute ?? []) for (const g of [a.g, ...(a.graphs ?? [])]) if (g) count(g.node ?? []);
+    }
+  };
+  count(fields.flatMap((x) => (x.node ? [x.node] : [])));
+  const groups = new Map<string, GraphField[]>();
+  for (const x of fields) {
+    const n = x.node;
+    if (!n || n.opType !== 'MatMulNBits' || n.domain !== 'com.microsoft' || n.output?.length !== 1) continue;
+    const ins = n.input ?? [];
+    if (ins.length < 3 || ins.slice(3).some((i) => i !== '')) continue;
+    const [a, b, sc] = ins as [string, string, string];
+    const K = intAttr(n, 'K');
+    const N = intAttr(n, 'N');
+    const bits = intAttr(n, 'bits') ?? 4;
+    const block = intAttr(n, 'block_size');
+    const wi = inits.get(b)?.init;
+    const si = inits.get(sc)?.init;
+    if (!K || !N || !block || !wi?.raw || !si?.raw || wi.otherData || si.otherData || uses.get(b) !== 1 || uses.get(sc) !== 1) continue;
+    const blocks = Math.ceil(K / block);
+    if (wi.dims[0] !== N || wi.raw.len % N !== 0 || si.dims.reduce((p, d) => p * d, 1) !== N * blocks || si.raw.len % (N * blocks) !== 0) continue;
+    const key = JSON.stringify([a, K, bits, block, intAttr(n, 'accuracy_level') ?? 0, wi.dataType, wi.dims.slice(1), si.dataType]);
+    const g = groups.get(key) ?? [];
+    g.push(x);
+    groups.set(key, g);
+  }
+  let from = 0;
+  let to = 0;
+  let index = 0;
+  for (const group of groups.values()) {
+    if (group.length < 2) continue;
+    const first = group[0]!.node!;
+    const tag = `r1_fused_${index++}`;
+    const ns = group.map((x) => intAttr(x.node!, 'N')!);
+    const wInits = group.map((x) => inits.get(x.node!.input![1]!)!);
+    const sInits = group.map((x) => inits.get(x.node!.input![2]!)!);
+    const total = ns.reduce((a, b) => a + b, 0);
+    const w0 = wInits[0]!.init!;
+    const s0 = sInits[0]!.init!;
+    const wName = `${tag}/B`;
+    const sName = `${tag}/scales`;
+    extraSegments.push(...tensorFromRanges(wName, w0.dataType, [total, ...w0.dims.slice(1)], wInits.map((x) => x.init!.raw!)));
+    const blocks = s0.dims.reduce((p, d) => p * d, 1) / ns[0]!;
+    const sDims = s0.dims.length === 2 ? [total, blocks] : [total * blocks];
+    extraSegments.push(...tensorFromRanges(sName, s0.dataType, sDims, sInits.map((x) => x.init!.raw!)));
+    for (const x of [...wInits, ...sInits]) x.dropped = true;
+    const outputs = group.map((x) => x.node!.output![0]!);
+    const fusedOut = `${tag}/Y`;
+    const fused = onnx.NodeProto.create({
+      name: `${tag}/MatMulNBits`,
+      opType: 'MatMulNBits',
+      domain: 'com.microsoft',
+      input: [first.input![0]!, wName, sName],
+      output: [fusedOut],
+      attribute: (first.attribute ?? []).map((a) => (a.name === 'N' ? onnx.AttributeProto.create({ name: 'N', type: onnx.AttributeProto.AttributeType.INT, i: total }) : a)),
+    });
+    const split = onnx.NodeProto.create({ name: `${tag}/Split`, opType: 'Split', domain: '', input: [fusedOut], output: outputs });
+    split.attribute.push(onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: -1 }));
+    if (opset >= 13) {
+      const splitName = `${tag}/split`;
+      extraInits.push(onnx.TensorProto.create({ name: splitName, dims: [ns.length], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(BigInt64Array.from(ns.map(BigInt)).buffer) }));
+      split.input.push(splitName);
+    } else {
+      split.attribute.push(onnx.AttributeProto.create({ name: 'split', type: onnx.AttributeProto.AttributeType.INTS, ints: ns }));
+    }
+    // The fused node takes the first member's place: every member's input is already computed there.
+    const head = group[0]!;
+    head.node = fused;
+    head.changed = true;
+    (head.after ??= []).unshift(split);
+    for (const x of group.slice(1)) x.dropped = true;
+    from += group.length;
+    to += 1;
+  }
+  return { from, to };
+}
+
+function wantedRewrites(r: GraphRewrites): Required<GraphRewrites> {
+  return { lastLogits: r.lastLogits ?? true, kvNewRows: r.kvNewRows ?? true, fuseMatMuls: r.fuseMatMuls ?? true };
+}
+
+/** The model's default-domain opset (ModelProto.opset_import, field 8); 0 when absent. */
+async function defaultOpset(r: FileReader): Promise<number> {
+  let version = 0;
+  for (let pos = 0; pos < r.size; ) {
+    const f = await readField(r, pos);
+    if (f.field === 8 && f.wire === 2) {
+      const o = onnx.OperatorSetIdProto.decode(await r.bytes(f.payload, f.len));
+      if (!o.domain || o.domain === 'ai.onnx') version = Number(o.version);
+    }
+    pos = f.end;
+  }
+  return version;
 }
 
 /** Walks the model and returns the output as segments, with node messages rewritten. */
 async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites = {}): Promise<Plan> {
-  const want: Required<GraphRewrites> = { lastLogits: rewrites.lastLogits ?? true, kvNewRows: rewrites.kvNewRows ?? true };
+  const want = wantedRewrites(rewrites);
   const top: Segment[] = [];
   let rewritten = 0;
   let sawGraph = false;
-  let done = { lastLogits: false, kvNewRows: false };
+  let done = { lastLogits: false, kvNewRows: false, fusedMatMuls: { from: 0, to: 0 } };
+  const opset = await defaultOpset(r);
   for (let pos = 0; pos < r.size; ) {
     const f = await readField(r, pos);
     if (f.field === 7 && f.wire === 2 && !sawGraph) {
@@ -335,14 +521,19 @@ async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites
           }
         } else if (g.field === 12 && g.wire === 2) {
           x.output = onnx.ValueInfoProto.decode(await r.bytes(g.payload, g.len));
+        } else if (g.field === 5 && g.wire === 2 && want.fuseMatMuls) {
+          x.init = await readInitializerHeader(r, g);
+        } else if (g.field === 11 && g.wire === 2) {
+          x.graphInput = onnx.ValueInfoProto.decode(await r.bytes(g.payload, g.len)).name ?? '';
         }
         fields.push(x);
         q = g.end;
       }
       if (fields.length === 0) throw new Error('empty graph');
       const extraInits: onnx.TensorProto[] = [];
+      const extraSegments: Segment[] = [];
       // Only a graph that needs the accuracy level gets the other rewrites too.
-      if (rewritten > 0) done = rewriteGraph(fields, want, extraInits);
+      if (rewritten > 0) done = rewriteGraph(fields, want, extraInits, extraSegments, opset);
       const inner: Segment[] = [];
       const emitNode = (n: onnx.NodeProto) => {
         const bytes = onnx.NodeProto.encode(n).finish();
@@ -350,6 +541,7 @@ async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites
       };
       for (const x of fields) {
         for (const n of x.before ?? []) emitNode(n);
+        if (x.dropped) continue;
         if (x.changed && x.node) emitNode(x.node);
         else if (x.changed && x.output) {
           const bytes = onnx.ValueInfoProto.encode(x.output).finish();
@@ -361,6 +553,7 @@ async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites
         const bytes = onnx.TensorProto.encode(t).finish();
         inner.push(lenField(5, bytes.length), bytes);
       }
+      inner.push(...extraSegments);
       const innerLen = inner.reduce((a, s) => a + segLen(s), 0);
       top.push(lenField(7, innerLen), ...inner);
     } else {
@@ -435,7 +628,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
   try {
     const head = Buffer.alloc(Math.min(st.size, 1 << 20));
     await fh.read(head, 0, head.length, 0);
-    const key = createHash('sha256').update(JSON.stringify({ v: PREPARE_VERSION, level, lastLogits: opts.lastLogits ?? true, kvNewRows: opts.kvNewRows ?? true, path: src, size: st.size, mtime: st.mtimeMs })).update(head).digest('hex');
+    const key = createHash('sha256').update(JSON.stringify({ v: PREPARE_VERSION, level, ...wantedRewrites(opts), path: src, size: st.size, mtime: st.mtimeMs })).update(head).digest('hex');
     const external = hasExternalData(src);
     const dir = external ? dirname(src) : resolve(opts.cacheDir ?? defaultPrepareCacheDir());
     const pathTag = createHash('sha256').update(src).digest('hex').slice(0, 8);
@@ -484,7 +677,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
       const prefix = `${basename(src, '.onnx')}.r1-prepared-`;
       for (const n of readdirSync(dir)) if (n !== name && n.startsWith(prefix)) await unlink(join(dir, n)).catch(() => undefined);
     }
-    return done({ file: target, prepared: true, reused: false, rewrittenNodes: plan.rewritten, lastLogits: plan.lastLogits, kvNewRows: plan.kvNewRows });
+    return done({ file: target, prepared: true, reused: false, rewrittenNodes: plan.rewritten, lastLogits: plan.lastLogits, kvNewRows: plan.kvNewRows, fusedMatMuls: plan.fusedMatMuls });
   } finally {
     await fh.close();
   }
@@ -522,7 +715,7 @@ export function withPreparedCpuModel<S, O extends { executionProviders?: readonl
       note(
         r.reused
           ? `Loaded the CPU-prepared copy ${r.file} (MatMulNBits at accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL}: int8 compute).`
-          : `Wrote a CPU-prepared copy ${r.file} in ${r.ms} ms: ${r.rewrittenNodes} MatMulNBits nodes at accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL} (int8 compute). Turn it off with the setting r1.cpu.prepareModel.`,
+          : `Wrote a CPU-prepared copy ${r.file} in ${r.ms} ms: ${r.rewrittenNodes} MatMulNBits nodes at accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL} (int8 compute)${r.fusedMatMuls?.from ? `, ${r.fusedMatMuls.from} of them fused into ${r.fusedMatMuls.to} wider nodes` : ''}. Turn it off with the setting r1.cpu.prepareModel.`,
       );
       return s;
     } catch (e) {

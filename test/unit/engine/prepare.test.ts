@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { buildBenchModel } from '../../../bench/model';
+import { GraphBuilder, f32 } from '../../fixtures/onnx/graph';
 import { R1Engine } from '../../../src/engine/engine';
 import { type ValueMetadataLike, readModelConfig, validateSignature } from '../../../src/engine/modelFolder';
 import { KV_NEW_ROWS_DIM, countUnpreparedNodes, defaultPrepareCacheDir, prepareModelForCpu } from '../../../src/engine/prepare';
@@ -74,7 +75,7 @@ describe('prepareModelForCpu', () => {
   it('rewrites every MatMulNBits node without accuracy_level, and only those bytes', async () => {
     assert.equal(await countUnpreparedNodes(source), nodes);
     assert.ok(accuracyLevels(source).every((l) => l === undefined), 'the bench model leaves accuracy_level unset, as the public export');
-    const r = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'level-only'), lastLogits: false, kvNewRows: false });
+    const r = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'level-only'), lastLogits: false, kvNewRows: false, fuseMatMuls: false });
     assert.equal(r.prepared, true);
     assert.equal(r.reused, false);
     assert.equal(r.rewrittenNodes, nodes);
@@ -119,7 +120,8 @@ describe('prepareModelForCpu', () => {
       return new DecoderSession(s, sig, config.vocabSize);
     };
     const slotted = await open((await prepareModelForCpu(source, { cacheDir })).file);
-    const plain = await open((await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'level-only'), lastLogits: false, kvNewRows: false })).file);
+    // Same fusion on both sides: int8 rounding of activations can flip between differently fused graphs.
+    const plain = await open((await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'level-fused'), lastLogits: false, kvNewRows: false })).file);
     try {
       assert.deepEqual(plain.cacheDims(), [1, 2, 0, 32]);
       assert.deepEqual(slotted.cacheDims(), [1, 2, 0, 32]);
@@ -146,6 +148,82 @@ describe('prepareModelForCpu', () => {
     } finally {
       await slotted.release();
       await plain.release();
+    }
+  });
+
+  it('fuses q/k/v and gate/up into wider MatMulNBits nodes with the same logits', async () => {
+    const unfused = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'unfused'), fuseMatMuls: false });
+    const fused = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'fused') });
+    assert.deepEqual(unfused.fusedMatMuls, { from: 0, to: 0 });
+    // Tiny bench shape: 2 layers; per layer q, k, v → 1 and gate, up → 1. o, down and lm_head stay.
+    assert.deepEqual(fused.fusedMatMuls, { from: 10, to: 4 });
+    const g = graphOf(fused.file);
+    const mm = g.node.filter((n) => n.opType === 'MatMulNBits');
+    assert.equal(mm.length, nodes - 6);
+    const widths = mm.map((n) => Number(n.attribute.find((a) => a.name === 'N')!.i)).sort((a, b) => a - b);
+    // q (128) + k (64) + v (64) = 256; gate + up = 2 x 384; o 128, down 128, lm_head 151936.
+    assert.deepEqual(widths, [128, 128, 128, 128, 256, 256, 768, 768, 151936]);
+    // The replaced weights are gone from the file, not kept beside the fused ones.
+    assert.equal(g.initializer.filter((t) => /_Q4$|_scales$/.test(t.name ?? '')).length, 2 * 5);
+    assert.ok(Math.abs(statSync(fused.file).size - statSync(unfused.file).size) < 4096);
+    const ids = [151646, 151644, 9707, 11, 1879, 0, 3555, 151645, 151648, 198];
+    const a = await lastLogits(unfused.file, ids);
+    const b = await lastLogits(fused.file, ids);
+    const diffs = a.map((x, i) => Math.abs(x - b[i]!)).sort();
+    const maxAbs = a.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    // Same arithmetic per output column; the only possible difference is a summation-order ulp
+    // flipping the int8 rounding of a later activation. A wrong concatenation or split order
+    // would change every logit.
+    assert.ok(diffs[Math.floor(diffs.length * 0.99)]! < 1e-4, `99th percentile difference ${diffs[Math.floor(diffs.length * 0.99)]}`);
+    assert.ok(diffs[diffs.length - 1]! < 0.05 * maxAbs, `largest difference ${diffs[diffs.length - 1]}`);
+  });
+
+  it('fuses only MatMulNBits whose weights it can concatenate safely', async () => {
+    // x feeds five MatMulNBits: two with their own raw weights (fusable), two that share one weight
+    // tensor, and one whose scales are stored as float_data instead of raw bytes.
+    const g = new GraphBuilder('fuse-rules');
+    const K = 64;
+    const x = g.input('x', 'float32', [1, K]);
+    let seed = 7;
+    const bytes = (n: number) => Uint8Array.from({ length: n }, () => (seed = (seed * 1103515245 + 12345) % 2147483648) >>> 23);
+    const weight = (name: string, N: number) => g.init(name, { dtype: 'uint8', dims: [N, K / 32, 16], raw: bytes(N * (K / 32) * 16) });
+    const scales = (name: string, N: number) => g.init(name, f32(Array.from({ length: N * (K / 32) }, (_, i) => 0.01 + 0.001 * (i % 7)), [N * (K / 32)]));
+    const mm = (w: string, s: string, N: number) => g.op('MatMulNBits', [x, w, s], { K, N, bits: 4, block_size: 32 }, { domain: 'com.microsoft' });
+    const shared = weight('shared_Q4', 16);
+    const outs = [
+      mm(weight('a_Q4', 16), scales('a_scales', 16), 16),
+      mm(weight('b_Q4', 48), scales('b_scales', 48), 48),
+      mm(shared, scales('c_scales', 16), 16),
+      mm(shared, scales('d_scales', 16), 16),
+      mm(weight('e_Q4', 16), scales('e_scales', 16), 16),
+    ];
+    outs.forEach((o, i) => g.output(`y${i}`, 'float32', [1, i === 1 ? 48 : 16], o));
+    const model = onnx.ModelProto.decode(g.encode());
+    const e = model.graph!.initializer!.find((t) => t.name === 'e_scales')!;
+    e.floatData = Array.from(new Float32Array(Uint8Array.from(e.rawData!).buffer));
+    delete (e as { rawData?: Uint8Array }).rawData;
+    const file = join(cacheDir, 'fuse-rules.onnx');
+    writeFileSync(file, onnx.ModelProto.encode(model).finish());
+    const r = await prepareModelForCpu(file, { cacheDir: join(cacheDir, 'fuse-rules') });
+    assert.deepEqual(r.fusedMatMuls, { from: 2, to: 1 });
+    const fusedNode = graphOf(r.file).node.find((n) => n.opType === 'MatMulNBits' && n.name.startsWith('r1_fused'))!;
+    assert.equal(Number(fusedNode.attribute.find((a) => a.name === 'N')!.i), 64);
+    const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: K }, (_, i) => Math.sin(i)), [1, K]) };
+    const run = async (f: string) => {
+      const s = await ort.InferenceSession.create(f, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+      try {
+        return await s.run(feeds);
+      } finally {
+        await s.release();
+      }
+    };
+    const level4 = await run((await prepareModelForCpu(file, { cacheDir: join(cacheDir, 'fuse-rules-off'), fuseMatMuls: false })).file);
+    const fusedOut = await run(r.file);
+    for (let i = 0; i < outs.length; i++) {
+      const a = level4[`y${i}`]!.data as Float32Array;
+      const b = fusedOut[`y${i}`]!.data as Float32Array;
+      assert.equal(b.length, a.length);
+      assert.ok(a.every((v, j) => Math.abs(v - b[j]!) < 1e-5), `y${i} differs`);
     }
   });
 
