@@ -10,6 +10,10 @@
  * - `transformers.js`: @huggingface/transformers 4.3.1, offline from the local folder, dtype q4;
  * - `bare-ort`: session.run + argmax on the same file and session options as ours, present.* fed
  *   back as past_key_values.*, no detokenization: the floor for engine overhead.
+ * - `linear-floor`: only the model's linear layers (bench/model.ts buildLinearFloorGraph), same
+ *   session options, decode steps with one row and prefill in the same chunks: the time ONNX
+ *   Runtime's MatMulNBits kernels alone take, which no engine on these kernels can beat. It
+ *   produces no tokens.
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -18,8 +22,9 @@ import { R1Engine, sessionOptions } from '../src/engine/engine';
 import { type GraphRewrites, KV_NEW_ROWS_DIM, prepareModelForCpu } from '../src/engine/prepare';
 import type { LoadOptions, ProviderPreference } from '../src/engine/types';
 import { Rng } from '../test/fixtures/onnx/rng';
+import { LINEAR_FLOOR_FILE } from './model';
 
-export type ContenderKind = 'ours' | 'transformers.js' | 'bare-ort';
+export type ContenderKind = 'ours' | 'transformers.js' | 'bare-ort' | 'linear-floor';
 
 export interface ContenderParams {
   kind: ContenderKind;
@@ -281,8 +286,53 @@ async function runTransformersJs(p: ContenderParams): Promise<ContenderResult> {
   };
 }
 
+async function runLinearFloor(p: ContenderParams): Promise<ContenderResult> {
+  const t0 = performance.now();
+  const config = JSON.parse(readFileSync(join(p.modelDir, 'config.json'), 'utf8')) as Record<string, number>;
+  const H = config.hidden_size!;
+  const I = config.intermediate_size!;
+  const provider = p.provider === 'auto' ? 'cpu' : p.provider;
+  const session = await ort.InferenceSession.create(join(p.modelDir, LINEAR_FLOOR_FILE), sessionOptions(provider, { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine }));
+  const loadMs = performance.now() - t0;
+  const loadPeakRss = vmHWM();
+  const rng = new Rng(p.seed);
+  const rows = (m: number, width: number) => new ort.Tensor('float32', Float32Array.from({ length: m * width }, () => rng.next() * 2 - 1), [m, width]);
+  const h = rows(1, H);
+  const inputs = new Map<number, Record<string, ort.Tensor>>();
+  const run = async (m: number) => {
+    let feeds = inputs.get(m);
+    if (!feeds) inputs.set(m, (feeds = { x: rows(m, H), y: rows(m, I), h }));
+    await session.run(feeds);
+  };
+  const ttftMs: Record<string, number> = {};
+  for (const n of p.promptLengths) {
+    const t = performance.now();
+    for (let i = 0; i < n; i += p.prefillChunkSize) await run(Math.min(p.prefillChunkSize, n - i));
+    ttftMs[n] = performance.now() - t;
+  }
+  await run(1);
+  const steps: number[] = [];
+  for (let i = 1; i < p.newTokens; i++) {
+    const t = performance.now();
+    await run(1);
+    steps.push(performance.now() - t);
+  }
+  const total = steps.reduce((a, b) => a + b, 0);
+  await session.release();
+  return {
+    kind: 'linear-floor',
+    loadMs,
+    loadPeakRss,
+    ttftMs,
+    decode: { promptTokens: 0, newTokens: p.newTokens, tokensPerSecond: (steps.length * 1000) / total, stepMs: total / steps.length, stepsMs: steps },
+    tokens: [],
+    peakRss: vmHWM(),
+    notes: ['linear layers only (MatMulNBits at accuracy_level 4, fused as in the prepared copy); no attention, norms or embedding'],
+  };
+}
+
 export async function runContender(p: ContenderParams): Promise<ContenderResult> {
-  const res = await (p.kind === 'ours' ? runOurs(p) : p.kind === 'bare-ort' ? runBare(p) : runTransformersJs(p));
+  const res = await (p.kind === 'ours' ? runOurs(p) : p.kind === 'bare-ort' ? runBare(p) : p.kind === 'linear-floor' ? runLinearFloor(p) : runTransformersJs(p));
   res.decode.stepMs = median(res.decode.stepsMs ?? []) || res.decode.stepMs;
   return res;
 }

@@ -26,7 +26,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeSync }
 import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { onnx } from 'onnx-proto';
-import { type DType, type GraphBuilder, elemType, f32 } from '../test/fixtures/onnx/graph';
+import { type DType, GraphBuilder, elemType, f32 } from '../test/fixtures/onnx/graph';
 import { buildTinyQwen2Graph, type Qwen2Shape } from '../test/fixtures/onnx/qwen2';
 import { lenField } from '../src/engine/prepare';
 import { Rng } from '../test/fixtures/onnx/rng';
@@ -70,6 +70,8 @@ export interface BenchModelManifest {
   /** Weight bytes a decode step reads: quantized + other + one embedding row. */
   weightBytesPerToken: number;
   matMulNBitsNodes: number;
+  /** The linear-layers-only model (see buildLinearFloorGraph): same quantized bytes, fused layout. */
+  linearFloor?: { file: string; fileBytes: number; quantizedBytes: number; nodes: number };
 }
 
 /** A large initializer written straight into the file, chunk by chunk. */
@@ -219,6 +221,74 @@ export function buildBenchGraph(shape: BenchShape, seed: number): { g: GraphBuil
   return { g, lazy, stats };
 }
 
+/** File name of the linear-layers floor model, inside the bench model folder's onnx/. */
+export const LINEAR_FLOOR_FILE = 'onnx/linear_floor_q4.onnx';
+
+/**
+ * The floor for any engine on ONNX Runtime's CPU kernels: a graph made only of the model's linear
+ * layers as the prepared CPU copy runs them (MatMulNBits 4-bit, block 32, accuracy_level 4; q/k/v
+ * and gate/up fused; lm_head on one position), with as many weight bytes as the model, and nothing
+ * else: no embedding, norms, rotary, attention or KV cache. Inputs `x` [m, hidden], `y` [m,
+ * intermediate] and `h` [1, hidden]; the output is one column of every node's result (a cheap
+ * slice, so no node is pruned and the output copy stays small). Timing it says how fast the kernels
+ * themselves go: decode with m = 1, prefill with m = the prefill chunk.
+ */
+export function buildLinearFloorGraph(shape: BenchShape, seed: number): { g: GraphBuilder; lazy: LazyTensor[]; quantizedBytes: number; nodes: number } {
+  const spec = SHAPES[shape];
+  const H = spec.hiddenSize;
+  const I = spec.intermediateSize;
+  const kvWidth = spec.numKvHeads * (H / spec.numHeads);
+  const g = new GraphBuilder(`linear-floor-${shape}`);
+  const x = g.input('x', 'float32', ['m', H]);
+  const y = g.input('y', 'float32', ['m', I]);
+  const h = g.input('h', 'float32', [1, H]);
+  const lazy: LazyTensor[] = [];
+  let quantizedBytes = 0;
+  const cols: string[] = [];
+  const zero = g.constI64([0]);
+  const one = g.constI64([1]);
+  const linear = (input: string, K: number, N: number, hint: string) => {
+    const blocks = Math.ceil(K / BLOCK_SIZE);
+    const blob = BLOCK_SIZE / 2;
+    const add = (name: string, dtype: DType, dims: number[], bytes: number, produce: LazyTensor['produce']) => {
+      const n = g.init(name, { dtype, dims, raw: new Uint8Array(0) });
+      lazy.push({ name: n, dtype, dims, byteLength: bytes, produce });
+      return n;
+    };
+    const q = add(`${hint}.weight_Q4`, 'uint8', [N, blocks, blob], N * blocks * blob, randomBytes(seedFor(seed, `${hint}.weight_Q4`), N * blocks * blob));
+    const sc = add(`${hint}.weight_scales`, 'float32', [N * blocks], N * blocks * 4, uniformFloats(seedFor(seed, `${hint}.weight_scales`), N * blocks, 0.001, 0.002));
+    quantizedBytes += N * blocks * (blob + 4);
+    const out = g.op('MatMulNBits', [input, q, sc], { K, N, bits: 4, block_size: BLOCK_SIZE, accuracy_level: 4 }, { domain: 'com.microsoft', name: `${hint}/MatMul_Q4` });
+    cols.push(g.op('Slice', [out, zero, one, one]));
+  };
+  for (let l = 0; l < spec.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    linear(x, H, H + 2 * kvWidth, `${p}.self_attn.qkv_proj`);
+    linear(x, H, H, `${p}.self_attn.o_proj`);
+    linear(x, H, 2 * I, `${p}.mlp.gate_up_proj`);
+    linear(y, I, H, `${p}.mlp.down_proj`);
+  }
+  linear(h, H, VOCAB_SIZE, 'lm_head');
+  // lm_head's column has one row; broadcast it next to the others by a Concat of [m, 1] columns.
+  const last = cols.pop()!;
+  const body = g.op('Concat', cols, { axis: 1 });
+  g.output('columns', 'float32', ['m', cols.length], body);
+  g.output('lm_head_column', 'float32', [1, 1], last);
+  return { g, lazy, quantizedBytes, nodes: cols.length + 1 };
+}
+
+async function writeLinearFloorModel(dir: string, shape: BenchShape, seed: number): Promise<{ bytes: number; quantizedBytes: number; nodes: number }> {
+  const { g, lazy, quantizedBytes, nodes } = buildLinearFloorGraph(shape, seed);
+  const small = onnx.ModelProto.decode(g.encode({ opset: 17, producer: 'r1-coder-bench', docString: `linear layers only of the ${shape} bench model (kernel floor), seed ${seed}` }));
+  const lazyNames = new Set(lazy.map((t) => t.name));
+  small.graph!.initializer = (small.graph!.initializer ?? []).filter((t) => !lazyNames.has(t.name ?? ''));
+  const file = join(dir, LINEAR_FLOOR_FILE);
+  const tmp = `${file}.tmp-${process.pid}`;
+  const bytes = writeStreaming(tmp, small, lazy);
+  await rename(tmp, file);
+  return { bytes, quantizedBytes, nodes };
+}
+
 /** Hash of the sources that shape the output, so a changed builder rebuilds cached folders. */
 function sourcesKey(shape: BenchShape, seed: number): string {
   const h = createHash('sha256').update(JSON.stringify({ shape, seed, v: 1 }));
@@ -293,6 +363,8 @@ export async function buildBenchModel(opts: { shape?: BenchShape; seed?: number;
     otherBytes,
     weightBytesPerToken: stats.quantizedBytes + otherBytes + spec.hiddenSize * 4,
   };
+  const floor = await writeLinearFloorModel(dir, shape, seed);
+  manifest.linearFloor = { file: LINEAR_FLOOR_FILE, fileBytes: floor.bytes, quantizedBytes: floor.quantizedBytes, nodes: floor.nodes };
   await writeFile(join(dir, 'bench-model.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   await writeFile(join(dir, MARKER), `${JSON.stringify({ key, builtAt: new Date().toISOString() }, null, 2)}\n`);
   opts.log?.(`built ${file} (${(fileBytes / 1e9).toFixed(3)} GB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
