@@ -160,7 +160,7 @@ describe('prepareModelForCpu', () => {
     const g = graphOf(fused.file);
     const mm = g.node.filter((n) => n.opType === 'MatMulNBits');
     assert.equal(mm.length, nodes - 6);
-    const widths = mm.map((n) => Number(n.attribute.find((a) => a.name === 'N')!.i)).sort((a, b) => a - b);
+    const widths = mm.map((n) => Number(n.attribute!.find((a) => a.name === 'N')!.i)).sort((a, b) => a - b);
     // q (128) + k (64) + v (64) = 256; gate + up = 2 x 384; o 128, down 128, lm_head 151936.
     assert.deepEqual(widths, [128, 128, 128, 128, 256, 256, 768, 768, 151936]);
     // The replaced weights are gone from the file, not kept beside the fused ones.
@@ -206,8 +206,8 @@ describe('prepareModelForCpu', () => {
     writeFileSync(file, onnx.ModelProto.encode(model).finish());
     const r = await prepareModelForCpu(file, { cacheDir: join(cacheDir, 'fuse-rules') });
     assert.deepEqual(r.fusedMatMuls, { from: 2, to: 1 });
-    const fusedNode = graphOf(r.file).node.find((n) => n.opType === 'MatMulNBits' && n.name.startsWith('r1_fused'))!;
-    assert.equal(Number(fusedNode.attribute.find((a) => a.name === 'N')!.i), 64);
+    const fusedNode = graphOf(r.file).node.find((n) => n.opType === 'MatMulNBits' && n.name!.startsWith('r1_fused'))!;
+    assert.equal(Number(fusedNode.attribute!.find((a) => a.name === 'N')!.i), 64);
     const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: K }, (_, i) => Math.sin(i)), [1, K]) };
     const run = async (f: string) => {
       const s = await ort.InferenceSession.create(f, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
