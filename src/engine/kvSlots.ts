@@ -74,8 +74,8 @@ export class SlotKvCache {
 
   /** Makes room for `need` cached tokens, keeping the filled rows. */
   private grow(need: number): void {
-    if (need <= this.capacity) return;
-    const cap = Math.ceil(need / CAPACITY_STEP) * CAPACITY_STEP;
+    if (need <= this.capacity && this.pastTensors.length > 0) return;
+    const cap = Math.max(this.capacity, Math.ceil(need / CAPACITY_STEP) * CAPACITY_STEP);
     const { kv, hd } = this;
     const next = this.pastNames.map(() => new Float32Array(kv * cap * hd));
     if (this.filled > 0) {
@@ -104,7 +104,10 @@ export class SlotKvCache {
   async forward(ids: ArrayLike<number>): Promise<Float32Array> {
     const seq = ids.length;
     if (seq === 0) throw new RangeError('forward needs at least one token');
-    this.grow(this.filled + seq);
+    // The past input needs room for the cached rows only: the new rows enter through the graph's
+    // own Concat. (Growing to filled + seq first made every prefill chunk also attend over a
+    // chunk's worth of empty, masked slots: ~12% more attention work on a 4096-token prompt.)
+    this.grow(this.filled);
     const cap = this.capacity;
     const total = cap + seq;
     this.ensureScratch(total, this.filled + seq);
@@ -125,7 +128,8 @@ export class SlotKvCache {
     feeds.attention_mask = new ort.Tensor('int64', mask, [1, total]);
     feeds.position_ids = new ort.Tensor('int64', this.iota.subarray(this.filled, this.filled + seq), [1, seq]);
     const out = await runModel(this.session, feeds);
-    const { kv, hd } = this;
+    this.grow(this.filled + seq);
+    const { kv, hd, capacity } = this;
     for (let t = 0; t < this.presentNames.length; t++) {
       const o = out[this.presentNames[t]!] as ort.Tensor | undefined;
       if (!o) throw new ModelError('signature-mismatch', `the graph did not return '${this.presentNames[t]}'.`, 'Prepare the model again (delete the prepared copy).');
@@ -134,7 +138,7 @@ export class SlotKvCache {
         throw new ModelError('signature-mismatch', `'${this.presentNames[t]}' has ${rows.length} values; ${kv * seq * hd} new rows were expected.`, 'Prepare the model again (delete the prepared copy).');
       }
       const buf = this.bufs[t]!;
-      for (let h = 0; h < kv; h++) buf.set(rows.subarray(h * seq * hd, (h + 1) * seq * hd), (h * cap + this.filled) * hd);
+      for (let h = 0; h < kv; h++) buf.set(rows.subarray(h * seq * hd, (h + 1) * seq * hd), (h * capacity + this.filled) * hd);
     }
     this.filled += seq;
     const logits = out.logits as ort.Tensor;

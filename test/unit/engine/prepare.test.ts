@@ -151,6 +151,36 @@ describe('prepareModelForCpu', () => {
     }
   });
 
+  it('feeds a prefill chunk only the cached rows as past: no attention over empty slots', async () => {
+    const config = readModelConfig(modelDir);
+    const file = (await prepareModelForCpu(source, { cacheDir })).file;
+    const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+    const masks: bigint[][] = [];
+    const run = s.run.bind(s);
+    (s as { run: unknown }).run = (feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
+      masks.push(Array.from(feeds.attention_mask!.data as BigInt64Array));
+      return (run as (...a: unknown[]) => unknown)(feeds, ...rest);
+    };
+    const sig = validateSignature(file, s.inputMetadata as unknown as ValueMetadataLike[], s.outputMetadata as unknown as ValueMetadataLike[], config);
+    const d = new DecoderSession(s, sig, config.vocabSize);
+    try {
+      const ids = Array.from({ length: 513 }, (_, i) => (i * 104729) % 151643);
+      await d.forward(ids.slice(0, 256));
+      await d.forward(ids.slice(256, 512));
+      await d.forward(ids.slice(512));
+      // [past slots | new rows]: the first chunk has no past, the second exactly the 256 cached
+      // rows; the decode step after 512 rows sees them all, none masked.
+      assert.deepEqual(masks.map((m) => m.length), [256, 256 + 256, 512 + 1]);
+      assert.ok(masks.every((m) => m.every((v) => v === 1n)), 'no masked (empty) slot was attended over');
+      // Capacity then grows in steps: the next step attends over the empty rest of the new step.
+      await d.forward([ids[0]!]);
+      assert.equal(masks[3]!.length, 768 + 1);
+      assert.equal(masks[3]!.filter((v) => v === 0n).length, 768 - 513);
+    } finally {
+      await d.release();
+    }
+  });
+
   it('fuses q/k/v and gate/up into wider MatMulNBits nodes with the same logits', async () => {
     const unfused = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'unfused'), fuseMatMuls: false });
     const fused = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'fused') });
