@@ -191,6 +191,44 @@ test('3. Reject leaves the file unchanged on disk', async () => {
   });
 });
 
+test('the keybindings: Ctrl+Alt+Enter accepts the pending proposal, Ctrl+Alt+Backspace rejects the next one', async () => {
+  await e2e.step('keybindings-accept-reject', async () => {
+    await openPortWithError();
+    let before = await view.ids();
+    await e2e.goTo(5, 7);
+    await e2e.runCommand('R1: Fix');
+    let id = await view.waitForNew(before);
+    await waitForProposal(id);
+    await e2e.focusEditor();
+    await e2e.page.keyboard.press('Control+Alt+Enter');
+    await view.waitFor(id, 'the proposal accepted by its keybinding', (x) => x.proposalState === 'accepted');
+    await e2e.until('src/port.ts on disk to hold the fix', async () => disk(PORT_TS) === portFixed, 15_000);
+    // Back to the original for the next proposal.
+    await e2e.focusEditor();
+    await e2e.page.keyboard.press('Control+Z');
+    await e2e.until('the editor to show the original text after Undo', async () => (await e2e.editorText()) === portOriginal, 15_000);
+    await e2e.save(PORT_TS);
+    assert.equal(disk(PORT_TS), portOriginal);
+
+    const mtime = statSync(e2e.workspaceFile(PORT_TS)).mtimeMs;
+    before = await view.ids();
+    await e2e.goTo(5, 7);
+    await e2e.runCommand('R1: Fix');
+    id = await view.waitForNew(before);
+    await waitForProposal(id);
+    await e2e.focusEditor();
+    await e2e.page.keyboard.press('Control+Alt+Backspace');
+    await view.waitFor(id, 'the proposal rejected by its keybinding', (x) => x.proposalState === 'rejected');
+    assert.equal(disk(PORT_TS), portOriginal);
+    assert.equal(statSync(e2e.workspaceFile(PORT_TS)).mtimeMs, mtime, 'the file was not written');
+    assert.equal(await e2e.editorText(), portOriginal);
+    // With no proposal pending the keybinding does nothing (its `when` clause is false): the text stays.
+    await e2e.page.keyboard.press('Control+Alt+Enter');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await e2e.editorText(), portOriginal);
+  });
+});
+
 test('issue 4: a document edited elsewhere between the proposal and Accept is re-anchored', async () => {
   await e2e.step('reanchor', async () => {
     await openPortWithError();
