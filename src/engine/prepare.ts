@@ -395,6 +395,8 @@ function fuseMatMulNBits(fields: GraphField[], extraInits: onnx.TensorProto[], e
   // A node too large to decode, or a weight also listed as a graph input (IR < 4), could use an
   // initializer where we cannot see it: then nothing is fused.
   if (fields.some((x) => x.f.field === 1 && !x.node)) return { from: 0, to: 0 };
+  // Split with a negative axis needs opset 11.
+  if (opset < 11) return { from: 0, to: 0 };
   const inits = new Map<string, GraphField>();
   for (const x of fields) if (x.init && !x.graphInput) inits.set(x.init.name, x);
   for (const x of fields) if (x.graphInput) inits.delete(x.graphInput);
@@ -406,6 +408,8 @@ function fuseMatMulNBits(fields: GraphField[], extraInits: onnx.TensorProto[], e
     }
   };
   count(fields.flatMap((x) => (x.node ? [x.node] : [])));
+  // A weight that is also a graph output must stay.
+  for (const x of fields) if (x.output?.name) uses.set(x.output.name, (uses.get(x.output.name) ?? 0) + 1);
   const groups = new Map<string, GraphField[]>();
   for (const x of fields) {
     const n = x.node;

@@ -209,8 +209,9 @@ describe('prepareModelForCpu', () => {
   });
 
   it('fuses only MatMulNBits whose weights it can concatenate safely', async () => {
-    // x feeds five MatMulNBits: two with their own raw weights (fusable), two that share one weight
-    // tensor, and one whose scales are stored as float_data instead of raw bytes.
+    // x feeds seven MatMulNBits: three with their own raw weights (fusable), two that share one
+    // weight tensor, one whose scales are stored as float_data instead of raw bytes, and one whose
+    // weight is also a graph output.
     const g = new GraphBuilder('fuse-rules');
     const K = 64;
     const x = g.input('x', 'float32', [1, K]);
@@ -226,8 +227,12 @@ describe('prepareModelForCpu', () => {
       mm(shared, scales('c_scales', 16), 16),
       mm(shared, scales('d_scales', 16), 16),
       mm(weight('e_Q4', 16), scales('e_scales', 16), 16),
+      mm(weight('f_Q4', 16), scales('f_scales', 16), 16),
+      mm(weight('g_Q4', 16), scales('g_scales', 16), 16),
     ];
     outs.forEach((o, i) => g.output(`y${i}`, 'float32', [1, i === 1 ? 48 : 16], o));
+    // g's weight is also a graph output: it must stay in the file as it is.
+    g.output('g_Q4', 'uint8', [16, K / 32, 16]);
     const model = onnx.ModelProto.decode(g.encode());
     const e = model.graph!.initializer!.find((t) => t.name === 'e_scales')!;
     e.floatData = Array.from(new Float32Array(Uint8Array.from(e.rawData!).buffer));
@@ -235,9 +240,9 @@ describe('prepareModelForCpu', () => {
     const file = join(cacheDir, 'fuse-rules.onnx');
     writeFileSync(file, onnx.ModelProto.encode(model).finish());
     const r = await prepareModelForCpu(file, { cacheDir: join(cacheDir, 'fuse-rules') });
-    assert.deepEqual(r.fusedMatMuls, { from: 2, to: 1 });
+    assert.deepEqual(r.fusedMatMuls, { from: 3, to: 1 });
     const fusedNode = graphOf(r.file).node.find((n) => n.opType === 'MatMulNBits' && n.name!.startsWith('r1_fused'))!;
-    assert.equal(Number(fusedNode.attribute!.find((a) => a.name === 'N')!.i), 64);
+    assert.equal(Number(fusedNode.attribute!.find((a) => a.name === 'N')!.i), 80);
     const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: K }, (_, i) => Math.sin(i)), [1, K]) };
     const run = async (f: string) => {
       const s = await ort.InferenceSession.create(f, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
@@ -249,6 +254,7 @@ describe('prepareModelForCpu', () => {
     };
     const level4 = await run((await prepareModelForCpu(file, { cacheDir: join(cacheDir, 'fuse-rules-off'), fuseMatMuls: false })).file);
     const fusedOut = await run(r.file);
+    assert.deepEqual(fusedOut.g_Q4!.data, level4.g_Q4!.data);
     for (let i = 0; i < outs.length; i++) {
       const a = level4[`y${i}`]!.data as Float32Array;
       const b = fusedOut[`y${i}`]!.data as Float32Array;
