@@ -314,7 +314,10 @@ export class ExchangeView {
     if (s?.tokensPerSecond !== undefined) parts.push(`${s.tokensPerSecond.toFixed(1)} tok/s`);
     else if (start !== undefined && isRunning(r) && total > 0 && now > start) parts.push(`${(total / ((now - start) / 1000)).toFixed(1)} tok/s`);
     if (s?.provider) parts.push(s.variant ? `${s.provider} · ${s.variant}` : s.provider);
-    if (s?.promptTokens !== undefined) parts.push(`prompt ${s.promptTokens.toLocaleString('en-US')}`);
+    if (s?.promptTokens !== undefined) {
+      const reused = s.reusedPromptTokens ? ` (${s.reusedPromptTokens.toLocaleString('en-US')} cached)` : '';
+      parts.push(`prompt ${s.promptTokens.toLocaleString('en-US')}${reused}`);
+    }
     if (start !== undefined) parts.push(formatDuration((r.finishedAt ?? now) - start));
     const notes = (r.truncation ?? []).map((t) => h('li', null, `To fit the context window, ${t.detail} (${plural(t.droppedTokens, 'token')} dropped).`));
     this.statsEl.hidden = parts.length === 0 && notes.length === 0;

@@ -45,7 +45,7 @@ export function formatInfo(info: ModelInfo): string {
 export function formatStats(r: GenerationResult, color: boolean): string {
   const s = r.stats;
   const text =
-    `${r.status}: ${s.promptTokens} prompt tokens, ${s.reasoningTokens} reasoning + ${s.answerTokens} answer tokens; ` +
+    `${r.status}: ${s.promptTokens} prompt tokens${s.reusedPromptTokens > 0 ? ` (${s.reusedPromptTokens} reused from the previous request)` : ''}, ${s.reasoningTokens} reasoning + ${s.answerTokens} answer tokens; ` +
     `first token ${Math.round(s.timeToFirstTokenMs)} ms, prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s; ` +
     `${s.variant} on ${s.provider}${s.thinkingBudgetHit ? '; thinking budget reached' : ''}`;
   return color ? `\x1b[2m${text}\x1b[22m` : text;

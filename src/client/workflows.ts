@@ -256,6 +256,7 @@ export class Workflows implements vscode.Disposable {
         truncation: result.truncation,
         stats: {
           promptTokens: result.stats.promptTokens,
+          reusedPromptTokens: result.stats.reusedPromptTokens,
           reasoningTokens: result.stats.reasoningTokens,
           answerTokens: result.stats.answerTokens,
           tokensPerSecond: result.stats.decodeTokensPerSecond,

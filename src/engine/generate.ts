@@ -135,12 +135,12 @@ export async function runGeneration(
   };
 
   const t0 = performance.now();
-  decoder.reset();
+  const reused = decoder.startSequence(promptIds);
   try {
     if (signal?.aborted) {
       status = 'cancelled';
     } else {
-      let logits = await decoder.prefill(promptIds, o.prefillChunkSize, async () => {
+      let logits = await decoder.prefill(promptIds.slice(reused), o.prefillChunkSize, async () => {
         await yieldToEventLoop();
       });
       prefillMs = performance.now() - t0;
@@ -213,10 +213,11 @@ export async function runGeneration(
     codeBlocks: extractCodeBlocks(answer),
     stats: {
       promptTokens: promptIds.length,
+      reusedPromptTokens: reused,
       reasoningTokens,
       answerTokens,
       timeToFirstTokenMs: round(timeToFirstTokenMs),
-      prefillTokensPerSecond: prefillMs > 0 ? round((promptIds.length * 1000) / prefillMs) : 0,
+      prefillTokensPerSecond: prefillMs > 0 ? round(((promptIds.length - reused) * 1000) / prefillMs) : 0,
       decodeTokensPerSecond: decodeSteps > 0 && tEnd > tFirst ? round((decodeSteps * 1000) / (tEnd - tFirst)) : 0,
       provider: ctx.provider,
       variant: ctx.variant,

@@ -32,6 +32,8 @@ export function usesNewRowsKv(signature: GraphSignature): boolean {
 export class SlotKvCache {
   private capacity = 0;
   private filled = 0;
+  /** The token ids whose rows fill slots [0, filled), in order. */
+  private tokens: number[] = [];
   private bufs: Float32Array[] = [];
   private pastTensors: ort.Tensor[] = [];
   private mask = new BigInt64Array(0);
@@ -69,13 +71,40 @@ export class SlotKvCache {
    */
   reset(): void {
     this.filled = 0;
+    this.tokens = [];
     if (this.capacity > CAPACITY_STEP) this.release();
+  }
+
+  /**
+   * Starts a sequence that begins with `ids`, keeping the rows of the longest prefix it shares
+   * with the cached sequence (at most ids.length - 1 tokens: the last one always runs, for its
+   * logits). The rows of a token depend only on it and the tokens before it, so the kept rows are
+   * those a fresh run would compute. Returns how many tokens are kept; the caller runs the rest.
+   */
+  startSequence(ids: ArrayLike<number>): number {
+    const max = Math.min(this.filled, ids.length - 1);
+    let keep = 0;
+    while (keep < max && this.tokens[keep] === ids[keep]) keep++;
+    if (keep === 0) {
+      this.reset();
+      return 0;
+    }
+    this.filled = keep;
+    this.tokens.length = keep;
+    // As in reset(): do not keep attending over a capacity grown far past what is kept.
+    const fit = Math.ceil(keep / CAPACITY_STEP) * CAPACITY_STEP;
+    if (this.capacity > fit + CAPACITY_STEP) this.resize(fit);
+    return keep;
   }
 
   /** Makes room for `need` cached tokens, keeping the filled rows. */
   private grow(need: number): void {
     if (need <= this.capacity && this.pastTensors.length > 0) return;
-    const cap = Math.max(this.capacity, Math.ceil(need / CAPACITY_STEP) * CAPACITY_STEP);
+    this.resize(Math.max(this.capacity, Math.ceil(need / CAPACITY_STEP) * CAPACITY_STEP));
+  }
+
+  /** New buffers of `cap` slots (at least the filled rows), the filled rows copied over. */
+  private resize(cap: number): void {
     const { kv, hd } = this;
     const next = this.pastNames.map(() => new Float32Array(kv * cap * hd));
     if (this.filled > 0) {
@@ -141,6 +170,7 @@ export class SlotKvCache {
       for (let h = 0; h < kv; h++) buf.set(rows.subarray(h * seq * hd, (h + 1) * seq * hd), (h * capacity + this.filled) * hd);
     }
     this.filled += seq;
+    for (let i = 0; i < seq; i++) this.tokens.push(ids[i]!);
     const logits = out.logits as ort.Tensor;
     const v = logits.dims[logits.dims.length - 1]!;
     if (v !== this.vocab) {
@@ -169,5 +199,6 @@ export class SlotKvCache {
     this.pastTensors = [];
     this.capacity = 0;
     this.filled = 0;
+    this.tokens = [];
   }
 }

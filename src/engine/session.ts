@@ -87,6 +87,17 @@ export class DecoderSession {
     return this.pastLen;
   }
 
+  /**
+   * Starts a new sequence that begins with `ids`: with engine-kept KV slots (a prepared CPU
+   * model), the rows of the longest prefix shared with the cached sequence are kept and their
+   * count returned (run `ids.slice(count)` next); otherwise the cache is dropped and 0 returned.
+   */
+  startSequence(ids: ArrayLike<number>): number {
+    if (this.slots) return this.slots.startSequence(ids);
+    this.reset();
+    return 0;
+  }
+
   /** Drops the KV cache (the next forward starts a new sequence). */
   reset(): void {
     this.slots?.reset();

@@ -98,6 +98,12 @@ export interface CodeBlock {
 
 export interface GenerationStats {
   promptTokens: number;
+  /**
+   * Prompt tokens whose KV rows were kept from the previous request (the longest shared prefix:
+   * a follow-up in the same conversation, or another request on the same code) and not computed
+   * again.
+   */
+  reusedPromptTokens: number;
   reasoningTokens: number;
   answerTokens: number;
   timeToFirstTokenMs: number;

@@ -73,6 +73,8 @@ export interface ProposalRecord extends Proposal {
 
 export interface ExchangeStats {
   promptTokens?: number;
+  /** Prompt tokens kept from the previous request's KV cache (not computed again). */
+  reusedPromptTokens?: number;
   reasoningTokens: number;
   answerTokens: number;
   /** Decode speed. */

@@ -259,6 +259,7 @@ function emptyResult(status: GenerationResult['status']): GenerationResult {
     truncation: [],
     stats: {
       promptTokens: 0,
+      reusedPromptTokens: 0,
       reasoningTokens: 0,
       answerTokens: 0,
       timeToFirstTokenMs: 0,

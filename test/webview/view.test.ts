@@ -453,3 +453,20 @@ test('screenshots: light, dark and high contrast', async () => {
     assert.equal(bg, { light: 'rgb(248, 248, 248)', dark: 'rgb(24, 24, 24)', 'high-contrast': 'rgb(0, 0, 0)' }[theme], 'the theme colours apply');
   }
 });
+
+test('a request whose prompt prefix was still cached says how many prompt tokens it reused', async () => {
+  const v = await view();
+  const x = info({ command: 'ask', prompt: 'And what about negative numbers?' });
+  const art = `article[data-id="${x.id}"]`;
+  await v.host.notify('exchange/started', { info: x, at: Date.now() });
+  await v.host.notify('exchange/delta', { id: x.id, kind: 'answer', text: 'They are rejected.', reasoningTokens: 0, answerTokens: 4, at: Date.now() });
+  await v.host.notify('exchange/finished', {
+    id: x.id,
+    status: 'complete',
+    at: Date.now(),
+    budgetHit: false,
+    stats: { promptTokens: 1240, reusedPromptTokens: 1187, reasoningTokens: 0, answerTokens: 4, tokensPerSecond: 15.2, provider: 'cpu', variant: 'q4' },
+  });
+  await until('stats', async () => (await text(v, `${art} .ex-stats`))?.includes('15.2 tok/s'));
+  assert.match((await text(v, `${art} .ex-stats`))!, / · prompt 1,240 \(1,187 cached\) · /);
+});

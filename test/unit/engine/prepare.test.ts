@@ -181,6 +181,54 @@ describe('prepareModelForCpu', () => {
     }
   });
 
+  it('keeps the KV rows of the prefix a new prompt shares with the previous sequence, and only those', async () => {
+    const config = readModelConfig(modelDir);
+    const file = (await prepareModelForCpu(source, { cacheDir })).file;
+    const open = async () => {
+      const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+      const fed: number[] = [];
+      const run = s.run.bind(s);
+      (s as { run: unknown }).run = (feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
+        fed.push(feeds.input_ids!.dims[1]!);
+        return (run as (...a: unknown[]) => unknown)(feeds, ...rest);
+      };
+      const sig = validateSignature(file, s.inputMetadata as unknown as ValueMetadataLike[], s.outputMetadata as unknown as ValueMetadataLike[], config);
+      return { d: new DecoderSession(s, sig, config.vocabSize), fed };
+    };
+    const reusing = await open();
+    const fresh = await open();
+    try {
+      const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729) % 151643);
+      const first = ids(300, 1);
+      // A first request: its prompt, then three generated tokens.
+      assert.equal(reusing.d.startSequence(first), 0);
+      await reusing.d.prefill(first, 256);
+      for (const t of [11, 12, 13]) await reusing.d.forward([t]);
+      // A follow-up shares the first 300 tokens, then differs (as a next turn's prompt does).
+      const follow = [...first, ...ids(40, 2)];
+      reusing.fed.length = 0;
+      assert.equal(reusing.d.startSequence(follow), 300);
+      const got = (await reusing.d.prefill(follow.slice(300), 256)).slice();
+      assert.deepEqual(reusing.fed, [40], 'only the 40 new prompt tokens were run');
+      assert.equal(reusing.d.pastLength, 340);
+      // Same logits as a fresh sequence over the whole follow-up, run in the same chunks.
+      assert.equal(fresh.d.startSequence(follow), 0);
+      await fresh.d.prefill(first, 256);
+      const want = await fresh.d.forward(follow.slice(300));
+      const worst = got.reduce((m, x, i) => Math.max(m, Math.abs(x - want[i]!)), 0);
+      assert.ok(worst < 1e-4, `largest logit difference ${worst}`);
+      // The whole prompt cached: the last token still runs, for its logits.
+      reusing.fed.length = 0;
+      assert.equal(reusing.d.startSequence(follow), 339);
+      // A prompt that differs from the first token keeps nothing.
+      assert.equal(reusing.d.startSequence(ids(10, 3)), 0);
+      assert.equal(reusing.d.pastLength, 0);
+    } finally {
+      await reusing.d.release();
+      await fresh.d.release();
+    }
+  });
+
   it('fuses q/k/v and gate/up into wider MatMulNBits nodes with the same logits', async () => {
     const unfused = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'unfused'), fuseMatMuls: false });
     const fused = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'fused') });
@@ -319,6 +367,24 @@ describe('R1Engine on the CPU with a q4 model', () => {
       assert.ok(!plain.info.notes.some((n) => /prepared/.test(n)), plain.info.notes.join('\n'));
     } finally {
       await plain.dispose();
+    }
+  });
+
+  it('a repeated or follow-up request reuses the cached prompt prefix and says so in its stats', async () => {
+    const e = await R1Engine.load({ modelDir, provider: 'cpu', cacheDir, cpuThreads: 1 });
+    try {
+      const prompt = [151646, 151644, ...Array.from({ length: 60 }, (_, i) => (i * 7919) % 151643), 151645, 151648, 198];
+      const opts = { temperature: 0, stopOnEos: false, maxNewTokens: 6 };
+      const a = await e.generateFromIds(prompt, opts);
+      assert.equal(a.status, 'length');
+      assert.equal(a.stats.reusedPromptTokens, 0);
+      const b = await e.generateFromIds(prompt, opts);
+      assert.equal(b.stats.reusedPromptTokens, prompt.length - 1);
+      assert.equal(b.reasoning + b.answer, a.reasoning + a.answer, 'the same greedy continuation');
+      const c = await e.generateFromIds([...prompt.slice(0, 20), 42, 43], opts);
+      assert.equal(c.stats.reusedPromptTokens, 20);
+    } finally {
+      await e.dispose();
     }
   });
 
