@@ -23,6 +23,13 @@ import type { GraphSignature } from './types';
 
 export const CAPACITY_STEP = 256;
 
+/** How many leading tokens `cached` and `ids` share, at most `max`. */
+export function sharedPrefixLength(cached: readonly number[], ids: ArrayLike<number>, max: number): number {
+  let n = 0;
+  while (n < max && cached[n] === ids[n]) n++;
+  return n;
+}
+
 /** Whether the graph's present.* outputs carry only the new rows (a prepared graph). */
 export function usesNewRowsKv(signature: GraphSignature): boolean {
   const p = signature.outputs.find((o) => o.name === 'present.0.key');
@@ -82,9 +89,7 @@ export class SlotKvCache {
    * those a fresh run would compute. Returns how many tokens are kept; the caller runs the rest.
    */
   startSequence(ids: ArrayLike<number>): number {
-    const max = Math.min(this.filled, ids.length - 1);
-    let keep = 0;
-    while (keep < max && this.tokens[keep] === ids[keep]) keep++;
+    const keep = sharedPrefixLength(this.tokens, ids, Math.min(this.filled, ids.length - 1));
     if (keep === 0) {
       this.reset();
       return 0;

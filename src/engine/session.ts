@@ -11,7 +11,7 @@
 import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
 import { runModel } from './run';
-import { SlotKvCache, usesNewRowsKv } from './kvSlots';
+import { SlotKvCache, sharedPrefixLength, usesNewRowsKv } from './kvSlots';
 import type { GraphSignature } from './types';
 
 type KvData = Float32Array | Uint16Array;
@@ -44,9 +44,20 @@ export interface ForwardTimings {
   runMs: number;
 }
 
+/** The first `keep` rows (axis 2) of a host KV tensor [1, kv, rows, head_dim], copied. */
+function keepRows(t: ort.Tensor, keep: number): ort.Tensor {
+  const [b, kv, rows, hd] = t.dims as [number, number, number, number];
+  const src = t.data as Float32Array | Uint16Array;
+  const out = new (src.constructor as new (n: number) => Float32Array | Uint16Array)(b * kv * keep * hd);
+  for (let h = 0; h < b * kv; h++) out.set(src.subarray(h * rows * hd, (h * rows + keep) * hd), h * keep * hd);
+  return new ort.Tensor(t.type as 'float32' | 'float16', out, [b, kv, keep, hd]);
+}
+
 export class DecoderSession {
   private past: ort.Tensor[] = [];
   private pastLen = 0;
+  /** The token ids in the cache, in order. */
+  private tokens: number[] = [];
   private ones = new BigInt64Array(0);
   private iota = new BigInt64Array(0);
   private idsBuf = new BigInt64Array(1);
@@ -94,8 +105,16 @@ export class DecoderSession {
    */
   startSequence(ids: ArrayLike<number>): number {
     if (this.slots) return this.slots.startSequence(ids);
-    this.reset();
-    return 0;
+    const keep = sharedPrefixLength(this.tokens, ids, Math.min(this.pastLen, ids.length - 1));
+    // KV kept on a GPU device (WebGPU) cannot be cut from here: start over.
+    if (keep === 0 || this.past.some((t) => t.location !== 'cpu')) {
+      this.reset();
+      return 0;
+    }
+    if (keep < this.pastLen) this.past = this.past.map((t) => keepRows(t, keep));
+    this.pastLen = keep;
+    this.tokens.length = keep;
+    return keep;
   }
 
   /** Drops the KV cache (the next forward starts a new sequence). */
@@ -104,6 +123,7 @@ export class DecoderSession {
     disposeDeviceTensors(this.past);
     this.past = this.emptyPast.slice();
     this.pastLen = 0;
+    this.tokens = [];
   }
 
   private ensure(total: number): void {
@@ -152,6 +172,7 @@ export class DecoderSession {
       if (old.location === 'gpu-buffer') old.dispose();
     }
     this.pastLen = total;
+    for (let i = 0; i < seq; i++) this.tokens.push(ids[i]!);
     const logits = out.logits as ort.Tensor;
     const dims = logits.dims;
     const v = dims[dims.length - 1]!;

@@ -46,6 +46,26 @@ for (const [fixture, tol] of [
       return Float32Array.from(await engine.decoder.forward(ids.slice(0, n)));
     }
 
+    it('a new sequence keeps the cached rows of the prefix it shares with the previous one', async () => {
+      const d = engine.decoder;
+      assert.equal(d.startSequence(ids), 0);
+      await d.forward(ids.slice(0, 12));
+      for (const t of ids.slice(12, 15)) await d.forward([t]);
+      // A prompt that shares the first 12 tokens, then goes on differently.
+      const other = [...ids.slice(0, 12), ...ids.slice(0, 6)];
+      assert.equal(d.startSequence(other), 12);
+      assert.equal(d.pastLength, 12);
+      assert.deepEqual(d.cacheDims()[2], 12);
+      const kept = Float32Array.from(await d.forward(other.slice(12)));
+      d.reset();
+      const full = Float32Array.from(await d.forward(other));
+      const diff = maxAbsDiff(kept, full);
+      assert.ok(diff < tol * Math.max(1, maxAbs(full)), `kept-prefix logits differ by ${diff}`);
+      // Nothing in common: nothing kept.
+      assert.equal(d.startSequence([ids[1]!, ids[0]!]), 0);
+      assert.equal(d.pastLength, 0);
+    });
+
     it('reports the KV dtype of the graph', () => {
       assert.equal(engine.info.signature.kvDtype, fixture === 'tiny-qwen2' ? 'float32' : 'float16');
     });
