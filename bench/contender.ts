@@ -20,7 +20,7 @@ import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { R1Engine, sessionOptions } from '../src/engine/engine';
 import { type GraphRewrites, KV_NEW_ROWS_DIM, prepareModelForCpu } from '../src/engine/prepare';
-import type { LoadOptions, ProviderPreference } from '../src/engine/types';
+import type { GenerationResult, LoadOptions, ProviderPreference } from '../src/engine/types';
 import { Rng } from '../test/fixtures/onnx/rng';
 import { LINEAR_FLOOR_FILE } from './model';
 
@@ -81,9 +81,16 @@ async function runOurs(p: ContenderParams): Promise<ContenderResult> {
   const loadPeakRss = vmHWM();
   const ttftMs: Record<string, number> = {};
   const opts = { temperature: 0, stopOnEos: false, prefillChunkSize: p.prefillChunkSize, contextWindow: 131072 };
-  for (const n of p.promptLengths) {
-    const r = await engine.generateFromIds(promptIds(p.seed, n), { ...opts, maxNewTokens: 1 });
+  // Every prompt is measured cold: the prompts share their first tokens (same seed), and the
+  // engine would otherwise reuse the previous request's KV rows for them.
+  const cold = (r: GenerationResult) => {
     if (r.status === 'error') throw new Error(r.error);
+    if (r.stats.reusedPromptTokens !== 0) throw new Error(`the prompt was not measured cold: ${r.stats.reusedPromptTokens} tokens reused`);
+    return r;
+  };
+  for (const n of p.promptLengths) {
+    engine.decoder.reset();
+    const r = cold(await engine.generateFromIds(promptIds(p.seed, n), { ...opts, maxNewTokens: 1 }));
     ttftMs[n] = r.stats.timeToFirstTokenMs;
   }
   // Decode: time each step through the decoder (the loop's own stats give the rate).
@@ -102,8 +109,8 @@ async function runOurs(p: ContenderParams): Promise<ContenderResult> {
     last = now;
     return out;
   };
-  const r = await engine.generateFromIds(promptIds(p.seed, p.decodePrompt), { ...opts, maxNewTokens: p.newTokens });
-  if (r.status === 'error') throw new Error(r.error);
+  engine.decoder.reset();
+  const r = cold(await engine.generateFromIds(promptIds(p.seed, p.decodePrompt), { ...opts, maxNewTokens: p.newTokens }));
   dec.forward = origForward;
   const notes = [...engine.info.notes];
   await engine.dispose();
