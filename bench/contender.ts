@@ -56,6 +56,8 @@ export interface ContenderResult {
   tokens: number[];
   peakRss: number;
   notes: string[];
+  /** ours only: time to first token of a follow-up whose first `reusedTokens` prompt tokens were cached. */
+  followUp?: { promptTokens: number; reusedTokens: number; ttftMs: number };
 }
 
 /** Prompt token ids: seeded, from the byte-level BPE range (no special tokens). */
@@ -93,6 +95,17 @@ async function runOurs(p: ContenderParams): Promise<ContenderResult> {
     const r = cold(await engine.generateFromIds(promptIds(p.seed, n), { ...opts, maxNewTokens: 1 }));
     ttftMs[n] = r.stats.timeToFirstTokenMs;
   }
+  // A follow-up: a request, then one whose prompt starts with the first one's and adds 64 tokens
+  // (the shape of a next turn, or another question on the same file). Its first prompt is the
+  // largest measured one up to 1,024 tokens.
+  const base = Math.max(...p.promptLengths.filter((n) => n <= 1024), 1);
+  engine.decoder.reset();
+  cold(await engine.generateFromIds(promptIds(p.seed, base), { ...opts, maxNewTokens: 1 }));
+  const followIds = [...promptIds(p.seed, base), ...promptIds(p.seed + 1, 64)];
+  const follow = await engine.generateFromIds(followIds, { ...opts, maxNewTokens: 1 });
+  if (follow.status === 'error') throw new Error(follow.error);
+  if (follow.stats.reusedPromptTokens !== base) throw new Error(`the follow-up reused ${follow.stats.reusedPromptTokens} tokens, expected ${base}`);
+  const followUp = { promptTokens: followIds.length, reusedTokens: base, ttftMs: follow.stats.timeToFirstTokenMs };
   // Decode: time each step through the decoder (the loop's own stats give the rate).
   const tokens: number[] = [];
   const steps: number[] = [];
@@ -123,6 +136,7 @@ async function runOurs(p: ContenderParams): Promise<ContenderResult> {
     tokens,
     peakRss: vmHWM(),
     notes,
+    followUp,
   };
 }
 

@@ -109,6 +109,8 @@ interface Summary {
   stepMs: Stat;
   peakRssBytes: Stat;
   loadPeakRssBytes: Stat;
+  followUpTtftMs?: Stat;
+  followUp?: { promptTokens: number; reusedTokens: number };
 }
 
 function summarize(rs: ContenderResult[], prompts: number[]): Summary {
@@ -121,6 +123,9 @@ function summarize(rs: ContenderResult[], prompts: number[]): Summary {
     stepMs: stat(rs.map((r) => r.decode.stepMs)),
     peakRssBytes: stat(rs.map((r) => r.peakRss)),
     loadPeakRssBytes: stat(rs.map((r) => r.loadPeakRss)),
+    ...(rs.every((r) => r.followUp)
+      ? { followUpTtftMs: stat(rs.map((r) => r.followUp!.ttftMs)), followUp: { promptTokens: rs[0]!.followUp!.promptTokens, reusedTokens: rs[0]!.followUp!.reusedTokens } }
+      : {}),
   };
 }
 
@@ -170,7 +175,7 @@ async function main(): Promise<void> {
       const r = await runChild(params, 40 * 60_000);
       load.push(loadavg());
       (results[kind] ??= []).push(r);
-      log(`run ${run + 1}/${a.runs} ${kind}: load ${fmt(r.loadMs, 0)} ms, ttft ${a.prompts.map((p) => `${p}:${fmt(r.ttftMs[p]!, 0)}ms`).join(' ')}, decode ${fmt(r.decode.tokensPerSecond, 2)} tok/s (step ${fmt(r.decode.stepMs, 1)} ms), peak RSS ${fmt(r.peakRss / 2 ** 20, 0)} MiB [${fmt((performance.now() - ts) / 1000, 0)} s]`);
+      log(`run ${run + 1}/${a.runs} ${kind}: load ${fmt(r.loadMs, 0)} ms, ttft ${a.prompts.map((p) => `${p}:${fmt(r.ttftMs[p]!, 0)}ms`).join(' ')}, decode ${fmt(r.decode.tokensPerSecond, 2)} tok/s (step ${fmt(r.decode.stepMs, 1)} ms)${r.followUp ? `, follow-up ${fmt(r.followUp.ttftMs, 0)}ms (${r.followUp.reusedTokens} cached)` : ''}, peak RSS ${fmt(r.peakRss / 2 ** 20, 0)} MiB [${fmt((performance.now() - ts) / 1000, 0)} s]`);
     }
   }
   // The machine's bandwidth moves with its neighbours (25–46 GB/s within an hour here): measure
@@ -274,6 +279,8 @@ export function renderMarkdown(j: ResultsJson): string {
   row('decode tok/s', (s) => `${fmt(s.decodeTokensPerSecond.median, 2)}${spread(s.decodeTokensPerSecond, 2)}`);
   row('decode step (ms, median)', (s) => `${fmt(s.stepMs.median, 1)}${spread(s.stepMs, 1)}`);
   for (const p of a.prompts) row(`TTFT ${p}-token prompt (s)`, (s) => `${fmt(s.ttftMs[p]!.median / 1000, 2)}${spread(s.ttftMs[p]!, 2, 1000)}`);
+  const fu = Object.values(j.contenders).find((s) => s.followUp)?.followUp;
+  if (fu) row(`TTFT follow-up, ${fu.promptTokens} tokens of which ${fu.reusedTokens} cached (s)`, (s) => (s.followUpTtftMs ? `${fmt(s.followUpTtftMs.median / 1000, 2)}${spread(s.followUpTtftMs, 2, 1000)}` : '—'));
   row('model load (s)', (s) => `${fmt(s.loadMs.median / 1000, 2)}${spread(s.loadMs, 2, 1000)}`);
   row('peak RSS after load (MiB)', (s) => `${fmt(s.loadPeakRssBytes.median / 2 ** 20, 0)}`);
   row('peak RSS (MiB)', (s) => `${fmt(s.peakRssBytes.median / 2 ** 20, 0)}${spread(s.peakRssBytes, 0, 2 ** 20)}`);
