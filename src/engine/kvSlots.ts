@@ -23,13 +23,6 @@ import type { GraphSignature } from './types';
 
 export const CAPACITY_STEP = 256;
 
-/** How many leading tokens `cached` and `ids` share, at most `max`. */
-export function sharedPrefixLength(cached: readonly number[], ids: ArrayLike<number>, max: number): number {
-  let n = 0;
-  while (n < max && cached[n] === ids[n]) n++;
-  return n;
-}
-
 /** Whether the graph's present.* outputs carry only the new rows (a prepared graph). */
 export function usesNewRowsKv(signature: GraphSignature): boolean {
   const p = signature.outputs.find((o) => o.name === 'present.0.key');
@@ -39,8 +32,6 @@ export function usesNewRowsKv(signature: GraphSignature): boolean {
 export class SlotKvCache {
   private capacity = 0;
   private filled = 0;
-  /** The token ids whose rows fill slots [0, filled), in order. */
-  private tokens: number[] = [];
   private bufs: Float32Array[] = [];
   private pastTensors: ort.Tensor[] = [];
   private mask = new BigInt64Array(0);
@@ -67,39 +58,21 @@ export class SlotKvCache {
     this.hd = signature.headDim;
   }
 
-  get pastLength(): number {
-    return this.filled;
-  }
-
-  /**
-   * Starts a new sequence. The past input is always the whole capacity (unfilled slots masked), so
-   * a capacity grown by a long earlier request would make every later step attend over it: buffers
-   * larger than one step are dropped and grow again as needed.
-   */
+  /** Starts a new sequence (see truncate). */
   reset(): void {
-    this.filled = 0;
-    this.tokens = [];
-    if (this.capacity > CAPACITY_STEP) this.release();
+    this.truncate(0);
   }
 
   /**
-   * Starts a sequence that begins with `ids`, keeping the rows of the longest prefix it shares
-   * with the cached sequence (at most ids.length - 1 tokens: the last one always runs, for its
-   * logits). The rows of a token depend only on it and the tokens before it, so the kept rows are
-   * those a fresh run would compute. Returns how many tokens are kept; the caller runs the rest.
+   * Keeps the rows of the first `keep` cached tokens (0: a new sequence). The past input is always
+   * the whole capacity (unfilled slots masked), so a capacity grown far past what is kept (by a
+   * long earlier request) would make every later step attend over it: it shrinks to fit.
    */
-  startSequence(ids: ArrayLike<number>): number {
-    const keep = sharedPrefixLength(this.tokens, ids, Math.min(this.filled, ids.length - 1));
-    if (keep === 0) {
-      this.reset();
-      return 0;
-    }
-    this.filled = keep;
-    this.tokens.length = keep;
-    // As in reset(): do not keep attending over a capacity grown far past what is kept.
-    const fit = Math.ceil(keep / CAPACITY_STEP) * CAPACITY_STEP;
-    if (this.capacity > fit + CAPACITY_STEP) this.resize(fit);
-    return keep;
+  truncate(keep: number): void {
+    this.filled = Math.min(keep, this.filled);
+    const fit = Math.ceil(this.filled / CAPACITY_STEP) * CAPACITY_STEP;
+    if (this.filled === 0 && this.capacity > CAPACITY_STEP) this.release();
+    else if (this.capacity > fit + CAPACITY_STEP) this.resize(fit);
   }
 
   /** Makes room for `need` cached tokens, keeping the filled rows. */
@@ -175,7 +148,6 @@ export class SlotKvCache {
       for (let h = 0; h < kv; h++) buf.set(rows.subarray(h * seq * hd, (h + 1) * seq * hd), (h * capacity + this.filled) * hd);
     }
     this.filled += seq;
-    for (let i = 0; i < seq; i++) this.tokens.push(ids[i]!);
     const logits = out.logits as ort.Tensor;
     const v = logits.dims[logits.dims.length - 1]!;
     if (v !== this.vocab) {
@@ -204,6 +176,5 @@ export class SlotKvCache {
     this.pastTensors = [];
     this.capacity = 0;
     this.filled = 0;
-    this.tokens = [];
   }
 }

@@ -11,7 +11,7 @@
 import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
 import { runModel } from './run';
-import { SlotKvCache, sharedPrefixLength, usesNewRowsKv } from './kvSlots';
+import { SlotKvCache, usesNewRowsKv } from './kvSlots';
 import type { GraphSignature } from './types';
 
 type KvData = Float32Array | Uint16Array;
@@ -53,10 +53,16 @@ function keepRows(t: ort.Tensor, keep: number): ort.Tensor {
   return new ort.Tensor(t.type as 'float32' | 'float16', out, [b, kv, keep, hd]);
 }
 
+/** How many leading tokens `cached` and `ids` share, at most `max`. */
+function sharedPrefixLength(cached: readonly number[], ids: ArrayLike<number>, max: number): number {
+  let n = 0;
+  while (n < max && cached[n] === ids[n]) n++;
+  return n;
+}
+
 export class DecoderSession {
   private past: ort.Tensor[] = [];
-  private pastLen = 0;
-  /** The token ids in the cache, in order. */
+  /** The token ids in the cache (either kind), in order. */
   private tokens: number[] = [];
   private ones = new BigInt64Array(0);
   private iota = new BigInt64Array(0);
@@ -94,25 +100,24 @@ export class DecoderSession {
 
   /** Tokens in the KV cache. */
   get pastLength(): number {
-    if (this.slots) return this.slots.pastLength;
-    return this.pastLen;
+    return this.tokens.length;
   }
 
   /**
-   * Starts a new sequence that begins with `ids`: with engine-kept KV slots (a prepared CPU
-   * model), the rows of the longest prefix shared with the cached sequence are kept and their
-   * count returned (run `ids.slice(count)` next); otherwise the cache is dropped and 0 returned.
+   * Starts a new sequence that begins with `ids`, keeping the cached rows of the longest prefix it
+   * shares with the previous sequence (at most ids.length - 1 tokens: the last one always runs,
+   * for its logits). A token's rows depend only on it and the tokens before it, so the kept rows
+   * are those a fresh run would compute. Returns how many are kept: run `ids.slice(count)` next.
    */
   startSequence(ids: ArrayLike<number>): number {
-    if (this.slots) return this.slots.startSequence(ids);
-    const keep = sharedPrefixLength(this.tokens, ids, Math.min(this.pastLen, ids.length - 1));
+    const keep = sharedPrefixLength(this.tokens, ids, Math.min(this.tokens.length, ids.length - 1));
     // KV kept on a GPU device (WebGPU) cannot be cut from here: start over.
     if (keep === 0 || this.past.some((t) => t.location !== 'cpu')) {
       this.reset();
       return 0;
     }
-    if (keep < this.pastLen) this.past = this.past.map((t) => keepRows(t, keep));
-    this.pastLen = keep;
+    if (this.slots) this.slots.truncate(keep);
+    else if (keep < this.tokens.length) this.past = this.past.map((t) => keepRows(t, keep));
     this.tokens.length = keep;
     return keep;
   }
@@ -122,7 +127,6 @@ export class DecoderSession {
     this.slots?.reset();
     disposeDeviceTensors(this.past);
     this.past = this.emptyPast.slice();
-    this.pastLen = 0;
     this.tokens = [];
   }
 
@@ -140,10 +144,17 @@ export class DecoderSession {
    * last position (a buffer reused by the next call: copy it to keep it).
    */
   async forward(ids: ArrayLike<number>): Promise<Float32Array> {
-    if (this.slots) return this.slots.forward(ids);
+    const logits = this.slots ? await this.slots.forward(ids) : await this.forwardWithPresent(ids);
+    for (let i = 0; i < ids.length; i++) this.tokens.push(ids[i]!);
+    return logits;
+  }
+
+  /** forward() on the export's own KV hand-off: present.* become the next past. */
+  private async forwardWithPresent(ids: ArrayLike<number>): Promise<Float32Array> {
     const seq = ids.length;
     if (seq === 0) throw new RangeError('forward needs at least one token');
-    const total = this.pastLen + seq;
+    const pastLen = this.tokens.length;
+    const total = pastLen + seq;
     this.ensure(total);
     let idsData: BigInt64Array;
     if (seq === 1) {
@@ -159,7 +170,7 @@ export class DecoderSession {
     };
     // position_ids = cumsum(attention_mask) - 1 over the last `seq` entries; with an all-ones
     // mask that is pastLen .. total-1.
-    if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', this.iota.subarray(this.pastLen, total), [1, seq]);
+    if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', this.iota.subarray(pastLen, total), [1, seq]);
     for (let i = 0; i < this.pastNames.length; i++) feeds[this.pastNames[i]!] = this.past[i]!;
     const out = await runModel(this.session, feeds);
     // With WebGPU the present.* tensors are GPU buffers (device.ts): they become the next past as
@@ -171,8 +182,6 @@ export class DecoderSession {
       this.past[i] = t;
       if (old.location === 'gpu-buffer') old.dispose();
     }
-    this.pastLen = total;
-    for (let i = 0; i < seq; i++) this.tokens.push(ids[i]!);
     const logits = out.logits as ort.Tensor;
     const dims = logits.dims;
     const v = dims[dims.length - 1]!;
