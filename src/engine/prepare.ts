@@ -525,8 +525,6 @@ async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites
           }
         } else if (g.field === 12 && g.wire === 2) {
           x.output = onnx.ValueInfoProto.decode(await r.bytes(g.payload, g.len));
-        } else if (g.field === 5 && g.wire === 2 && want.fuseMatMuls) {
-          x.init = await readInitializerHeader(r, g);
         } else if (g.field === 11 && g.wire === 2) {
           x.graphInput = onnx.ValueInfoProto.decode(await r.bytes(g.payload, g.len)).name ?? '';
         }
@@ -536,8 +534,12 @@ async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites
       if (fields.length === 0) throw new Error('empty graph');
       const extraInits: onnx.TensorProto[] = [];
       const extraSegments: Segment[] = [];
-      // Only a graph that needs the accuracy level gets the other rewrites too.
-      if (rewritten > 0) done = rewriteGraph(fields, want, extraInits, extraSegments, opset);
+      // Only a graph that needs the accuracy level gets the other rewrites too. The fusion needs the
+      // initializers' headers (a read each), so they are read only then.
+      if (rewritten > 0) {
+        if (want.fuseMatMuls) for (const x of fields) if (x.f.field === 5 && x.f.wire === 2) x.init = await readInitializerHeader(r, x.f);
+        done = rewriteGraph(fields, want, extraInits, extraSegments, opset);
+      }
       const inner: Segment[] = [];
       const emitNode = (n: onnx.NodeProto) => {
         const bytes = onnx.NodeProto.encode(n).finish();
