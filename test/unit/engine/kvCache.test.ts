@@ -55,7 +55,7 @@ for (const [fixture, tol] of [
       const other = [...ids.slice(0, 12), ...ids.slice(0, 6)];
       assert.equal(d.startSequence(other), 12);
       assert.equal(d.pastLength, 12);
-      assert.deepEqual(d.cacheDims()[2], 12);
+      assert.equal(d.cacheDims()[2], 12);
       const kept = Float32Array.from(await d.forward(other.slice(12)));
       d.reset();
       const full = Float32Array.from(await d.forward(other));

@@ -58,6 +58,21 @@ async function lastLogits(file: string, ids: number[]): Promise<Float32Array> {
   }
 }
 
+/** A DecoderSession on `file`; `onRun` sees the feeds of every session.run. */
+async function openDecoder(file: string, onRun?: (feeds: Record<string, ort.Tensor>) => void): Promise<DecoderSession> {
+  const config = readModelConfig(modelDir);
+  const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+  if (onRun) {
+    const run = s.run.bind(s);
+    (s as { run: unknown }).run = (feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
+      onRun(feeds);
+      return (run as (...a: unknown[]) => unknown)(feeds, ...rest);
+    };
+  }
+  const sig = validateSignature(file, s.inputMetadata as unknown as ValueMetadataLike[], s.outputMetadata as unknown as ValueMetadataLike[], config);
+  return new DecoderSession(s, sig, config.vocabSize);
+}
+
 function graphOf(file: string): onnx.GraphProto {
   return onnx.ModelProto.decode(readFileSync(file)).graph as onnx.GraphProto;
 }
@@ -113,15 +128,9 @@ describe('prepareModelForCpu', () => {
   });
 
   it('engine-kept KV slots give the same logits as the export\'s present.* hand-off', async () => {
-    const config = readModelConfig(modelDir);
-    const open = async (file: string) => {
-      const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
-      const sig = validateSignature(file, s.inputMetadata as unknown as ValueMetadataLike[], s.outputMetadata as unknown as ValueMetadataLike[], config);
-      return new DecoderSession(s, sig, config.vocabSize);
-    };
-    const slotted = await open((await prepareModelForCpu(source, { cacheDir })).file);
+    const slotted = await openDecoder((await prepareModelForCpu(source, { cacheDir })).file);
     // Same fusion on both sides: int8 rounding of activations can flip between differently fused graphs.
-    const plain = await open((await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'level-fused'), lastLogits: false, kvNewRows: false })).file);
+    const plain = await openDecoder((await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'level-fused'), lastLogits: false, kvNewRows: false })).file);
     try {
       assert.deepEqual(plain.cacheDims(), [1, 2, 0, 32]);
       assert.deepEqual(slotted.cacheDims(), [1, 2, 0, 32]);
@@ -152,17 +161,9 @@ describe('prepareModelForCpu', () => {
   });
 
   it('feeds a prefill chunk only the cached rows as past: no attention over empty slots', async () => {
-    const config = readModelConfig(modelDir);
     const file = (await prepareModelForCpu(source, { cacheDir })).file;
-    const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
     const masks: bigint[][] = [];
-    const run = s.run.bind(s);
-    (s as { run: unknown }).run = (feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
-      masks.push(Array.from(feeds.attention_mask!.data as BigInt64Array));
-      return (run as (...a: unknown[]) => unknown)(feeds, ...rest);
-    };
-    const sig = validateSignature(file, s.inputMetadata as unknown as ValueMetadataLike[], s.outputMetadata as unknown as ValueMetadataLike[], config);
-    const d = new DecoderSession(s, sig, config.vocabSize);
+    const d = await openDecoder(file, (feeds) => masks.push(Array.from(feeds.attention_mask!.data as BigInt64Array)));
     try {
       const ids = Array.from({ length: 513 }, (_, i) => (i * 104729) % 151643);
       await d.forward(ids.slice(0, 256));
@@ -182,21 +183,10 @@ describe('prepareModelForCpu', () => {
   });
 
   it('keeps the KV rows of the prefix a new prompt shares with the previous sequence, and only those', async () => {
-    const config = readModelConfig(modelDir);
     const file = (await prepareModelForCpu(source, { cacheDir })).file;
-    const open = async () => {
-      const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
-      const fed: number[] = [];
-      const run = s.run.bind(s);
-      (s as { run: unknown }).run = (feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
-        fed.push(feeds.input_ids!.dims[1]!);
-        return (run as (...a: unknown[]) => unknown)(feeds, ...rest);
-      };
-      const sig = validateSignature(file, s.inputMetadata as unknown as ValueMetadataLike[], s.outputMetadata as unknown as ValueMetadataLike[], config);
-      return { d: new DecoderSession(s, sig, config.vocabSize), fed };
-    };
-    const reusing = await open();
-    const fresh = await open();
+    const fed: number[] = [];
+    const reusing = { d: await openDecoder(file, (feeds) => fed.push(feeds.input_ids!.dims[1]!)), fed };
+    const fresh = { d: await openDecoder(file) };
     try {
       const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729) % 151643);
       const first = ids(300, 1);
@@ -218,7 +208,6 @@ describe('prepareModelForCpu', () => {
       const worst = got.reduce((m, x, i) => Math.max(m, Math.abs(x - want[i]!)), 0);
       assert.ok(worst < 1e-4, `largest logit difference ${worst}`);
       // The whole prompt cached: the last token still runs, for its logits.
-      reusing.fed.length = 0;
       assert.equal(reusing.d.startSequence(follow), 339);
       // A prompt that differs from the first token keeps nothing.
       assert.equal(reusing.d.startSequence(ids(10, 3)), 0);
