@@ -375,6 +375,14 @@ export class E2E {
       await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 }, force: true }).catch(() => undefined);
       await page.keyboard.press('F1');
     }
+    await this.pickCommand(title);
+    await input.waitFor({ state: 'hidden', timeout: 15_000 });
+  }
+
+  /** With the command palette open: types `title` and clicks the row whose label is exactly it. */
+  private async pickCommand(title: string): Promise<void> {
+    const page = this.page;
+    const input = page.locator('.quick-input-widget .quick-input-box input');
     await input.waitFor({ state: 'visible', timeout: 15_000 });
     await input.fill(`>${title}`);
     const row = page
@@ -383,7 +391,6 @@ export class E2E {
       .first();
     await row.waitFor({ state: 'visible', timeout: 15_000 });
     await row.click();
-    await input.waitFor({ state: 'hidden', timeout: 15_000 });
   }
 
   /** A notification toast whose message matches `text`; waits until it is visible. */
@@ -483,14 +490,7 @@ export class E2E {
     const input = widget.locator('.quick-input-box input');
     await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 }, force: true }).catch(() => undefined);
     await page.keyboard.press('F1');
-    await input.waitFor({ state: 'visible', timeout: 15_000 });
-    await input.fill(`>${title}`);
-    const row = widget
-      .locator('.quick-input-list .monaco-list-row')
-      .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${escapeRegExp(title)}\\s*$`) }) })
-      .first();
-    await row.waitFor({ state: 'visible', timeout: 15_000 });
-    await row.click();
+    await this.pickCommand(title);
     // The palette closes and the same widget comes back as the command's input box.
     await widget.locator('.quick-input-title', { hasText: inputTitle }).waitFor({ state: 'visible', timeout: 15_000 });
     await input.waitFor({ state: 'visible', timeout: 15_000 });

@@ -76,6 +76,16 @@ async function quickFixWithR1(): Promise<string> {
   return view.waitForNew(before);
 }
 
+/** "R1: Fix" from the command palette with the cursor on the error; returns the exchange once its proposal is pending. */
+async function fixViaPalette(): Promise<string> {
+  const before = await view.ids();
+  await e2e.goTo(5, 7);
+  await e2e.runCommand('R1: Fix');
+  const id = await view.waitForNew(before);
+  await waitForProposal(id);
+  return id;
+}
+
 /** Waits for exchange `id` to complete with a pending proposal. */
 async function waitForProposal(id: string): Promise<void> {
   const s = await view.waitForStatus(id, ['complete', 'error', 'cancelled', 'length']);
@@ -157,11 +167,7 @@ test('3. Reject leaves the file unchanged on disk', async () => {
     await openPortWithError();
     const mtime = statSync(e2e.workspaceFile(PORT_TS)).mtimeMs;
     // This time through the command palette, with the cursor on the error.
-    const before = await view.ids();
-    await e2e.goTo(5, 7);
-    await e2e.runCommand('R1: Fix');
-    const id = await view.waitForNew(before);
-    await waitForProposal(id);
+    const id = await fixViaPalette();
 
     // "Review in diff editor" opens VS Code's diff editor: the file against the proposal, read-only.
     await view.click(id, 'pr-review');
@@ -194,11 +200,7 @@ test('3. Reject leaves the file unchanged on disk', async () => {
 test('the keybindings: Ctrl+Alt+Enter accepts the pending proposal, Ctrl+Alt+Backspace rejects the next one', async () => {
   await e2e.step('keybindings-accept-reject', async () => {
     await openPortWithError();
-    let before = await view.ids();
-    await e2e.goTo(5, 7);
-    await e2e.runCommand('R1: Fix');
-    let id = await view.waitForNew(before);
-    await waitForProposal(id);
+    let id = await fixViaPalette();
     await e2e.focusEditor();
     await e2e.page.keyboard.press('Control+Alt+Enter');
     await view.waitFor(id, 'the proposal accepted by its keybinding', (x) => x.proposalState === 'accepted');
@@ -211,11 +213,7 @@ test('the keybindings: Ctrl+Alt+Enter accepts the pending proposal, Ctrl+Alt+Bac
     assert.equal(disk(PORT_TS), portOriginal);
 
     const mtime = statSync(e2e.workspaceFile(PORT_TS)).mtimeMs;
-    before = await view.ids();
-    await e2e.goTo(5, 7);
-    await e2e.runCommand('R1: Fix');
-    id = await view.waitForNew(before);
-    await waitForProposal(id);
+    id = await fixViaPalette();
     await e2e.focusEditor();
     await e2e.page.keyboard.press('Control+Alt+Backspace');
     await view.waitFor(id, 'the proposal rejected by its keybinding', (x) => x.proposalState === 'rejected');
@@ -224,7 +222,7 @@ test('the keybindings: Ctrl+Alt+Enter accepts the pending proposal, Ctrl+Alt+Bac
     assert.equal(await e2e.editorText(), portOriginal);
     // With no proposal pending the keybinding does nothing (its `when` clause is false): the text stays.
     await e2e.page.keyboard.press('Control+Alt+Enter');
-    await new Promise((r) => setTimeout(r, 500));
+    await e2e.page.waitForTimeout(500);
     assert.equal(await e2e.editorText(), portOriginal);
   });
 });
