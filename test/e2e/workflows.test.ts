@@ -86,6 +86,20 @@ async function fixViaPalette(): Promise<string> {
   return id;
 }
 
+/**
+ * A "Fix with R1" proposal on src/port.ts, then the user types `text` at line:column before
+ * accepting; waits until the editor shows `edited`. Returns the exchange.
+ */
+async function proposeThenEdit(line: number, column: number, text: string, edited: string, what: string): Promise<string> {
+  await openPortWithError();
+  const id = await quickFixWithR1();
+  await waitForProposal(id);
+  await e2e.goTo(line, column);
+  await e2e.page.keyboard.insertText(text);
+  await e2e.until(what, async () => (await e2e.editorText()) === edited, 15_000);
+  return id;
+}
+
 /** Waits for exchange `id` to complete with a pending proposal. */
 async function waitForProposal(id: string): Promise<void> {
   const s = await view.waitForStatus(id, ['complete', 'error', 'cancelled', 'length']);
@@ -229,15 +243,8 @@ test('the keybindings: Ctrl+Alt+Enter accepts the pending proposal, Ctrl+Alt+Bac
 
 test('issue 4: a document edited elsewhere between the proposal and Accept is re-anchored', async () => {
   await e2e.step('reanchor', async () => {
-    await openPortWithError();
-    const id = await quickFixWithR1();
-    await waitForProposal(id);
-
     // The user adds a line at the top: the target moves down by one line.
-    await e2e.goTo(1, 1);
-    await e2e.page.keyboard.insertText('const DEFAULT_PORT = 8080;\n');
-    const edited = `const DEFAULT_PORT = 8080;\n${portOriginal}`;
-    await e2e.until('the editor to show the added line', async () => (await e2e.editorText()) === edited, 15_000);
+    const id = await proposeThenEdit(1, 1, 'const DEFAULT_PORT = 8080;\n', `const DEFAULT_PORT = 8080;\n${portOriginal}`, 'the editor to show the added line');
 
     await view.click(id, 'pr-accept');
     const s = await view.waitFor(id, 'the proposal accepted', (x) => x.proposalState === 'accepted');
@@ -253,16 +260,10 @@ test('issue 4: a document edited elsewhere between the proposal and Accept is re
 
 test('issue 4: a document edited inside the target between the proposal and Accept is refused with a message', async () => {
   await e2e.step('refused', async () => {
-    await openPortWithError();
-    const id = await quickFixWithR1();
-    await waitForProposal(id);
-
     // The user changes the code the proposal replaces: `return value;` → `return value as never;`.
-    await e2e.goTo(5, 17);
-    await e2e.page.keyboard.insertText(' as never');
     const edited = portOriginal.replace('    return value;', '    return value as never;');
     assert.notEqual(edited, portOriginal);
-    await e2e.until('the editor to show the edit inside parsePort', async () => (await e2e.editorText()) === edited, 15_000);
+    const id = await proposeThenEdit(5, 17, ' as never', edited, 'the editor to show the edit inside parsePort');
 
     await view.click(id, 'pr-accept');
     const s = await view.waitFor(id, 'a message on the proposal', (x) => x.proposalMessage !== '');
