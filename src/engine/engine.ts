@@ -33,6 +33,7 @@ import {
 } from './providers';
 import { firstRunOnDevice, keepsKvOnDevice, webgpuOutputLocations } from './device';
 import { withPreparedCpuModel } from './prepare';
+import { sameLogits } from './prepareCheck';
 import { DecoderSession } from './session';
 import { R1Tokenizer } from './tokenizer';
 import type {
@@ -162,7 +163,22 @@ export class R1Engine {
     const plan = planProviders(opts.provider, probe);
     const create = withPreparedCpuModel(
       internals.createSession ?? ((file, o) => ort.InferenceSession.create(file, o)),
-      { prepareForCpu: opts.prepareForCpu, cacheDir: opts.cacheDir },
+      {
+        prepareForCpu: opts.prepareForCpu,
+        cacheDir: opts.cacheDir,
+        ...(config.nonPlainAttention
+          ? {}
+          : {
+              attentionShape: {
+                numHeads: config.numAttentionHeads,
+                numKvHeads: config.numKeyValueHeads,
+                headDim: config.headDim,
+                ropeTheta: config.ropeTheta,
+                maxPositions: config.maxPositionEmbeddings,
+              },
+              verify: (plain: string, candidate: string) => sameLogits(plain, candidate, config, sessionOptions('cpu', opts, config.numHiddenLayers)),
+            }),
+      },
       (text) => notes.push(text),
       (message) => progress('session', message, 0.15),
     );

@@ -107,6 +107,10 @@ function tokenIds(obj: Record<string, unknown>, field: string, file: string): nu
 export interface ModelConfig extends ModelConfigSummary {
   eosTokenIds: number[];
   bosTokenId?: number;
+  /** rope_theta (Qwen2's default 10000 when absent). */
+  ropeTheta: number;
+  /** True when rotary positions or attention span differ from plain RoPE over the whole context (rope_scaling, use_sliding_window). */
+  nonPlainAttention: boolean;
 }
 
 /** config.json: the architecture values the engine checks the graph against. */
@@ -144,6 +148,8 @@ export function readModelConfig(dir: string): ModelConfig {
     );
   }
   const bos = j.bos_token_id;
+  const ropeTheta = typeof j.rope_theta === 'number' && j.rope_theta > 0 ? j.rope_theta : 10000;
+  const nonPlainAttention = (j.rope_scaling !== undefined && j.rope_scaling !== null) || j.use_sliding_window === true;
   return {
     modelType,
     hiddenSize,
@@ -155,6 +161,8 @@ export function readModelConfig(dir: string): ModelConfig {
     maxPositionEmbeddings,
     eosTokenIds: tokenIds(j, 'eos_token_id', file),
     bosTokenId: typeof bos === 'number' ? bos : undefined,
+    ropeTheta,
+    nonPlainAttention,
   };
 }
 

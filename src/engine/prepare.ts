@@ -26,9 +26,10 @@ import { type FileHandle, mkdir, open, rename, rm, stat, statfs, unlink } from '
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { onnx } from 'onnx-proto';
+import { type AttentionShape, rewriteAttention } from './prepareAttention';
 
 /** Bump when the rewrite changes, so older prepared copies are not reused. */
-export const PREPARE_VERSION = 3;
+export const PREPARE_VERSION = 4;
 export const CPU_ACCURACY_LEVEL = 4;
 
 export interface PrepareOptions extends GraphRewrites {
@@ -36,6 +37,15 @@ export interface PrepareOptions extends GraphRewrites {
   cacheDir?: string;
   /** accuracy_level written on MatMulNBits nodes that have none (or 0). Default 4. */
   accuracyLevel?: number;
+  /** config.json's attention numbers: without them the attention is not rewritten. */
+  attentionShape?: AttentionShape;
+  /**
+   * Compares a copy without the attention rewrite (`plain`) and one with it (`candidate`): resolves
+   * to undefined when they compute the same logits, else to why not. Without it the attention is
+   * not rewritten: the rewrite anchors on an export we cannot inspect, so it is kept only when this
+   * check passes on the user's own model.
+   */
+  verify?: (plain: string, candidate: string) => Promise<string | undefined>;
 }
 
 export interface PrepareResult {
@@ -51,6 +61,10 @@ export interface PrepareResult {
   kvNewRows?: boolean;
   /** MatMulNBits nodes that now run as fewer, wider nodes (e.g. q/k/v → one), and into how many. */
   fusedMatMuls?: { from: number; to: number };
+  /** Layers whose attention runs as GroupQueryAttention in the copy (0 when not rewritten or rejected). */
+  attentionLayers?: number;
+  /** Why the attention rewrite was made but not kept (the verify check failed). */
+  attentionRejected?: string;
   /** Why no prepared copy is used, when `prepared` is false. */
   reason?: string;
   ms: number;
@@ -201,6 +215,7 @@ interface Plan {
   /** Whether present.* now carry only the new rows (see KV_NEW_ROWS_DIM). */
   kvNewRows: boolean;
   fusedMatMuls: { from: number; to: number };
+  attentionLayers: number;
   outputSize: number;
 }
 
@@ -216,6 +231,11 @@ export interface GraphRewrites {
    * arithmetic per output column, fewer and wider kernels. Default true.
    */
   fuseMatMuls?: boolean;
+  /**
+   * Each layer's attention subgraph becomes one GroupQueryAttention node (prepareAttention.ts).
+   * Needs kvNewRows, `PrepareOptions.attentionShape` and `PrepareOptions.verify`. Default true.
+   */
+  attention?: boolean;
 }
 
 /**
@@ -255,7 +275,7 @@ async function readInitializerHeader(r: FileReader, f: Field): Promise<Initializ
   return h;
 }
 
-interface GraphField {
+export interface GraphField {
   f: Field;
   node?: onnx.NodeProto;
   output?: onnx.ValueInfoProto;
@@ -277,7 +297,8 @@ function rewriteGraph(
   extraInits: onnx.TensorProto[],
   extraSegments: Segment[],
   opset: number,
-): { lastLogits: boolean; kvNewRows: boolean; fusedMatMuls: { from: number; to: number } } {
+  attentionShape?: AttentionShape,
+): { lastLogits: boolean; kvNewRows: boolean; fusedMatMuls: { from: number; to: number }; attentionLayers: number } {
   const nodes = fields.filter((x) => x.node);
   const outputs = fields.filter((x) => x.output);
   const producer = new Map<string, GraphField>();
@@ -361,8 +382,10 @@ function rewriteGraph(
       kvNewRows = true;
     }
   }
+  // Attention before fusion: it finds the projections by their own nodes, which fusion replaces.
+  const attentionLayers = want.attention && kvNewRows && attentionShape ? rewriteAttention(fields, attentionShape, extraInits, opset) : 0;
   const fusedMatMuls = want.fuseMatMuls ? fuseMatMulNBits(fields, extraInits, extraSegments, opset) : { from: 0, to: 0 };
-  return { lastLogits, kvNewRows, fusedMatMuls };
+  return { lastLogits, kvNewRows, fusedMatMuls, attentionLayers };
 }
 
 const intAttr = (n: onnx.NodeProto, name: string): number | undefined => {
@@ -483,7 +506,7 @@ function fuseMatMulNBits(fields: GraphField[], extraInits: onnx.TensorProto[], e
 }
 
 function wantedRewrites(r: GraphRewrites): Required<GraphRewrites> {
-  return { lastLogits: r.lastLogits ?? true, kvNewRows: r.kvNewRows ?? true, fuseMatMuls: r.fuseMatMuls ?? true };
+  return { lastLogits: r.lastLogits ?? true, kvNewRows: r.kvNewRows ?? true, fuseMatMuls: r.fuseMatMuls ?? true, attention: r.attention ?? true };
 }
 
 /** The model's default-domain opset (ModelProto.opset_import, field 8); 0 when absent. */
@@ -501,12 +524,12 @@ async function defaultOpset(r: FileReader): Promise<number> {
 }
 
 /** Walks the model and returns the output as segments, with node messages rewritten. */
-async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites = {}): Promise<Plan> {
+async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites = {}, attentionShape?: AttentionShape): Promise<Plan> {
   const want = wantedRewrites(rewrites);
   const top: Segment[] = [];
   let rewritten = 0;
   let sawGraph = false;
-  let done = { lastLogits: false, kvNewRows: false, fusedMatMuls: { from: 0, to: 0 } };
+  let done = { lastLogits: false, kvNewRows: false, fusedMatMuls: { from: 0, to: 0 }, attentionLayers: 0 };
   const opset = await defaultOpset(r);
   for (let pos = 0; pos < r.size; ) {
     const f = await readField(r, pos);
@@ -534,11 +557,11 @@ async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites
       if (fields.length === 0) throw new Error('empty graph');
       const extraInits: onnx.TensorProto[] = [];
       const extraSegments: Segment[] = [];
-      // Only a graph that needs the accuracy level gets the other rewrites too. The fusion needs the
-      // initializers' headers (a read each), so they are read only then.
+      // Only a graph that needs the accuracy level gets the other rewrites too. The fusion and the
+      // attention rewrite need the initializers' headers (a read each), so they are read only then.
       if (rewritten > 0) {
-        if (want.fuseMatMuls) for (const x of fields) if (x.f.field === 5 && x.f.wire === 2) x.init = await readInitializerHeader(r, x.f);
-        done = rewriteGraph(fields, want, extraInits, extraSegments, opset);
+        if (want.fuseMatMuls || (want.attention && attentionShape)) for (const x of fields) if (x.f.field === 5 && x.f.wire === 2) x.init = await readInitializerHeader(r, x.f);
+        done = rewriteGraph(fields, want, extraInits, extraSegments, opset, attentionShape);
       }
       const inner: Segment[] = [];
       const emitNode = (n: onnx.NodeProto) => {
@@ -547,12 +570,13 @@ async function planRewrite(r: FileReader, level: number, rewrites: GraphRewrites
       };
       for (const x of fields) {
         for (const n of x.before ?? []) emitNode(n);
-        if (x.dropped) continue;
-        if (x.changed && x.node) emitNode(x.node);
-        else if (x.changed && x.output) {
-          const bytes = onnx.ValueInfoProto.encode(x.output).finish();
-          inner.push(lenField(12, bytes.length), bytes);
-        } else inner.push({ from: x.f.start, len: x.f.end - x.f.start });
+        if (!x.dropped) {
+          if (x.changed && x.node) emitNode(x.node);
+          else if (x.changed && x.output) {
+            const bytes = onnx.ValueInfoProto.encode(x.output).finish();
+            inner.push(lenField(12, bytes.length), bytes);
+          } else inner.push({ from: x.f.start, len: x.f.end - x.f.start });
+        }
         for (const n of x.after ?? []) emitNode(n);
       }
       for (const t of extraInits) {
@@ -634,7 +658,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
   try {
     const head = Buffer.alloc(Math.min(st.size, 1 << 20));
     await fh.read(head, 0, head.length, 0);
-    const key = createHash('sha256').update(JSON.stringify({ v: PREPARE_VERSION, level, ...wantedRewrites(opts), path: src, size: st.size, mtime: st.mtimeMs })).update(head).digest('hex');
+    const key = createHash('sha256').update(JSON.stringify({ v: PREPARE_VERSION, level, ...wantedRewrites(opts), attentionShape: opts.verify ? opts.attentionShape : undefined, path: src, size: st.size, mtime: st.mtimeMs })).update(head).digest('hex');
     const external = hasExternalData(src);
     const dir = external ? dirname(src) : resolve(opts.cacheDir ?? defaultPrepareCacheDir());
     const pathTag = createHash('sha256').update(src).digest('hex').slice(0, 8);
@@ -644,34 +668,66 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
       const t = await stat(target).catch(() => undefined);
       if (t && t.size > 0) return done({ file: target, prepared: true, reused: true, rewrittenNodes: 0 });
     }
-    const plan = await planRewrite(new FileReader(fh, st.size), level, opts);
+    const reader = new FileReader(fh, st.size);
+    const shape = opts.verify ? opts.attentionShape : undefined;
+    const plan = await planRewrite(reader, level, opts, shape);
     if (plan.rewritten === 0) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'no MatMulNBits node without accuracy_level' });
-    if (plan.outputSize > 0x7fffffff) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'the prepared model would exceed the 2 GB protobuf limit' });
+    // With the attention rewritten, a copy without it is written too, as the reference (and the
+    // fallback) of the verify check.
+    const plain = plan.attentionLayers > 0 ? await planRewrite(reader, level, { ...opts, attention: false }) : undefined;
+    const largest = Math.max(plan.outputSize, plain?.outputSize ?? 0);
+    if (largest > 0x7fffffff) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'the prepared model would exceed the 2 GB protobuf limit' });
     try {
       await mkdir(dir, { recursive: true });
     } catch (e) {
       return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: `cannot create ${dir}: ${(e as Error).message}` });
     }
+    let needed = plan.outputSize + (plain?.outputSize ?? 0);
     try {
       const fs = await statfs(dir);
       const free = Number(fs.bavail) * Number(fs.bsize);
-      if (free < plan.outputSize + (64 << 20)) {
-        return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: `not enough free space in ${dir} (${(free / 1e9).toFixed(2)} GB free, ${(plan.outputSize / 1e9).toFixed(2)} GB needed)` });
+      if (plain && free < needed + (64 << 20)) needed = plain.outputSize; // room for one copy only: no attention rewrite
+      if (free < needed + (64 << 20)) {
+        return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: `not enough free space in ${dir} (${(free / 1e9).toFixed(2)} GB free, ${(needed / 1e9).toFixed(2)} GB needed)` });
       }
     } catch {
       // statfs unsupported: try anyway
     }
-    const tmp = join(dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}-${name}`);
-    let out: FileHandle | undefined;
+    const tmpName = () => join(dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}-${name}`);
+    const write = async (segments: Segment[]): Promise<string> => {
+      const tmp = tmpName();
+      let out: FileHandle | undefined;
+      try {
+        out = await open(tmp, 'w');
+        await writeSegments(fh, out, segments);
+        await out.close();
+        return tmp;
+      } catch (e) {
+        await out?.close().catch(() => undefined);
+        await rm(tmp, { force: true }).catch(() => undefined);
+        throw e;
+      }
+    };
+    let chosen = plain && needed === plain.outputSize ? plain : plan;
+    let attentionRejected: string | undefined;
     try {
-      out = await open(tmp, 'w');
-      await writeSegments(fh, out, plan.segments);
-      await out.close();
-      out = undefined;
-      await rename(tmp, target);
+      const tmp = await write(chosen.segments);
+      if (chosen.attentionLayers > 0 && plain) {
+        let reference: string | undefined;
+        try {
+          reference = await write(plain.segments);
+          attentionRejected = await opts.verify!(reference, tmp).catch((e: unknown) => `the check failed to run: ${(e as Error).message.split('\n')[0]}`);
+          if (attentionRejected) {
+            chosen = plain;
+            await rename(reference, target);
+            reference = undefined;
+          } else await rename(tmp, target);
+        } finally {
+          if (reference) await rm(reference, { force: true }).catch(() => undefined);
+          await rm(tmp, { force: true }).catch(() => undefined);
+        }
+      } else await rename(tmp, target);
     } catch (e) {
-      await out?.close().catch(() => undefined);
-      await rm(tmp, { force: true }).catch(() => undefined);
       return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: `cannot write the prepared copy in ${dir}: ${(e as Error).message}` });
     }
     // Older copies of the same source.
@@ -683,7 +739,17 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
       const prefix = `${basename(src, '.onnx')}.r1-prepared-`;
       for (const n of readdirSync(dir)) if (n !== name && n.startsWith(prefix)) await unlink(join(dir, n)).catch(() => undefined);
     }
-    return done({ file: target, prepared: true, reused: false, rewrittenNodes: plan.rewritten, lastLogits: plan.lastLogits, kvNewRows: plan.kvNewRows, fusedMatMuls: plan.fusedMatMuls });
+    return done({
+      file: target,
+      prepared: true,
+      reused: false,
+      rewrittenNodes: chosen.rewritten,
+      lastLogits: chosen.lastLogits,
+      kvNewRows: chosen.kvNewRows,
+      fusedMatMuls: chosen.fusedMatMuls,
+      attentionLayers: chosen.attentionLayers,
+      attentionRejected,
+    });
   } finally {
     await fh.close();
   }
@@ -706,7 +772,7 @@ export function withPreparedCpuModel<S, O extends { executionProviders?: readonl
     if (name !== 'cpu' || opts.prepareForCpu === false) return create(file, options);
     let r: PrepareResult;
     try {
-      progress?.(`preparing ${basename(file)} for the CPU (accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL} on MatMulNBits)`);
+      progress?.(`preparing ${basename(file)} for the CPU, once (accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL} on MatMulNBits${opts.verify && opts.attentionShape ? ', fused attention checked against the plain copy' : ''})`);
       r = await prepareModelForCpu(file, opts);
     } catch (e) {
       note(`The model could not be prepared for the CPU (${(e as Error).message}); it runs as it is.`);
@@ -721,7 +787,9 @@ export function withPreparedCpuModel<S, O extends { executionProviders?: readonl
       note(
         r.reused
           ? `Loaded the CPU-prepared copy ${r.file} (MatMulNBits at accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL}: int8 compute).`
-          : `Wrote a CPU-prepared copy ${r.file} in ${r.ms} ms: ${r.rewrittenNodes} MatMulNBits nodes at accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL} (int8 compute)${r.fusedMatMuls?.from ? `, ${r.fusedMatMuls.from} of them fused into ${r.fusedMatMuls.to} wider nodes` : ''}. Turn it off with the setting r1.cpu.prepareModel.`,
+          : `Wrote a CPU-prepared copy ${r.file} in ${r.ms} ms: ${r.rewrittenNodes} MatMulNBits nodes at accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL} (int8 compute)${r.fusedMatMuls?.from ? `, ${r.fusedMatMuls.from} of them fused into ${r.fusedMatMuls.to} wider nodes` : ''}${
+            r.attentionLayers ? `; the attention of ${r.attentionLayers} layers runs as GroupQueryAttention (checked against the plain copy)` : ''
+          }${r.attentionRejected ? `; the attention was left as exported: the GroupQueryAttention rewrite was dropped because ${r.attentionRejected}` : ''}. Turn it off with the setting r1.cpu.prepareModel.`,
       );
       return s;
     } catch (e) {

@@ -4,10 +4,10 @@
  * loads the copy on the CPU unless told not to.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
@@ -17,6 +17,7 @@ import { R1Engine } from '../../../src/engine/engine';
 import { type ValueMetadataLike, readModelConfig, validateSignature } from '../../../src/engine/modelFolder';
 import { KV_NEW_ROWS_DIM, countUnpreparedNodes, defaultPrepareCacheDir, prepareModelForCpu } from '../../../src/engine/prepare';
 import { DecoderSession } from '../../../src/engine/session';
+import { sameLogits } from '../../../src/engine/prepareCheck';
 
 let modelDir: string;
 let source: string;
@@ -342,6 +343,83 @@ describe('prepareModelForCpu', () => {
   });
 });
 
+describe('the attention rewrite (GroupQueryAttention), kept only when checked', () => {
+  const config = () => readModelConfig(modelDir);
+  const shapeOf = (ropeTheta = config().ropeTheta) => {
+    const c = config();
+    return { numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, ropeTheta, maxPositions: c.maxPositionEmbeddings };
+  };
+  const check = (plain: string, candidate: string) => sameLogits(plain, candidate, config(), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+  const ops = (file: string) => graphOf(file).node.map((n) => n.opType);
+
+  /** Logits of every call of an engine-like schedule: chunked prefill across a slot growth, decode, a cut-back follow-up. */
+  async function scheduleLogits(file: string): Promise<Float32Array[]> {
+    const d = await openDecoder(file);
+    try {
+      const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729) % 151643);
+      const out: Float32Array[] = [];
+      const first = ids(300, 5);
+      d.startSequence(first);
+      for (let s = 0; s < first.length; s += 256) out.push((await d.forward(first.slice(s, s + 256))).slice());
+      for (const t of [21, 22, 23, 24, 25]) out.push((await d.forward([t])).slice());
+      const follow = [...first.slice(0, 150), ...ids(30, 6)];
+      assert.equal(d.startSequence(follow), 150);
+      out.push((await d.forward(follow.slice(150))).slice());
+      for (const t of [31, 32]) out.push((await d.forward([t])).slice());
+      return out;
+    } finally {
+      await d.release();
+    }
+  }
+
+  it('replaces every layer\'s attention by one GroupQueryAttention node with the same logits', async () => {
+    const plain = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-plain'), attention: false, attentionShape: shapeOf(), verify: check });
+    const fused = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn'), attentionShape: shapeOf(), verify: check });
+    assert.equal(plain.attentionLayers, 0);
+    assert.equal(fused.attentionLayers, config().numHiddenLayers);
+    assert.equal(fused.attentionRejected, undefined);
+    const g = graphOf(fused.file);
+    assert.equal(ops(fused.file).filter((o) => o === 'GroupQueryAttention').length, config().numHiddenLayers);
+    // The export's attention is gone: no softmax, no rotary tables computed from position_ids.
+    for (const gone of ['Softmax', 'Cos', 'Sin', 'Range', 'Where']) assert.ok(!ops(fused.file).includes(gone), `${gone} left in the graph`);
+    // Nothing dead stays in the file: every initializer is read by a node.
+    const read = new Set(g.node.flatMap((n) => n.input ?? []));
+    assert.deepEqual(g.initializer.filter((t) => !read.has(t.name!)).map((t) => t.name), []);
+    // Only the checked copy is left in its folder (the reference copy is removed).
+    assert.deepEqual(readdirSync(join(cacheDir, 'attn')), [basename(fused.file)]);
+    const want = await scheduleLogits(plain.file);
+    const got = await scheduleLogits(fused.file);
+    assert.equal(got.length, want.length);
+    for (let k = 0; k < want.length; k++) {
+      const diffs = want[k]!.map((x, i) => Math.abs(x - got[k]![i]!)).sort();
+      const maxAbs = want[k]!.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      // Different summation order in the attention; a wrong position, head or mask changes every logit.
+      assert.ok(diffs[Math.floor(diffs.length * 0.99)]! < 1e-3, `call ${k}: 99th percentile difference ${diffs[Math.floor(diffs.length * 0.99)]}`);
+      assert.ok(diffs[diffs.length - 1]! < 0.02 * maxAbs, `call ${k}: largest difference ${diffs[diffs.length - 1]}`);
+    }
+  });
+
+  it('keeps the plain copy, and says why, when the rewritten one computes something else', async () => {
+    // Rotary tables for the wrong base: every position is rotated differently.
+    const r = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-wrong'), attentionShape: shapeOf(500), verify: check });
+    assert.equal(r.prepared, true);
+    assert.equal(r.attentionLayers, 0);
+    assert.match(r.attentionRejected ?? '', /logits differ from the plain copy's at step \d+/);
+    assert.ok(!ops(r.file).includes('GroupQueryAttention'));
+    assert.deepEqual(readdirSync(join(cacheDir, 'attn-wrong')), [basename(r.file)], 'neither the rejected copy nor a temporary file is left');
+    // A check that cannot run counts as failed.
+    const broken = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-broken'), attentionShape: shapeOf(), verify: () => Promise.reject(new Error('out of memory')) });
+    assert.equal(broken.attentionLayers, 0);
+    assert.match(broken.attentionRejected ?? '', /the check failed to run: out of memory/);
+  });
+
+  it('does not rewrite the attention without a check to run', async () => {
+    const r = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-unchecked'), attentionShape: shapeOf() });
+    assert.equal(r.attentionLayers, 0);
+    assert.ok(!ops(r.file).includes('GroupQueryAttention'));
+  });
+});
+
 describe('R1Engine on the CPU with a q4 model', () => {
   it('loads the prepared copy by default and the source when prepareForCpu is false', async () => {
     const engine = await R1Engine.load({ modelDir, provider: 'cpu', cacheDir });
@@ -379,7 +457,6 @@ describe('R1Engine on the CPU with a q4 model', () => {
 
   it('really runs the prepared copy: its logits are those of the level-4 file, not the source', async () => {
     const ids = [151646, 151644, 9707, 151645, 151648, 198];
-    const prepared = (await prepareModelForCpu(source, { cacheDir })).file;
     const e = await R1Engine.load({ modelDir, provider: 'cpu', cacheDir, cpuThreads: 1 });
     let got: Float32Array;
     try {
@@ -387,6 +464,10 @@ describe('R1Engine on the CPU with a q4 model', () => {
     } finally {
       await e.dispose();
     }
+    // The engine's copy is the only one of this source left in the folder (older ones are removed).
+    const copies = readdirSync(cacheDir).filter((n) => n.endsWith(`-${basename(source)}`) && !n.startsWith('.tmp-'));
+    assert.equal(copies.length, 1, copies.join(', '));
+    const prepared = join(cacheDir, copies[0]!);
     const diff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
     assert.ok(diff(got, await lastLogits(prepared, ids)) < 1e-5);
     assert.ok(diff(got, await lastLogits(source, ids)) > 1e-4);

@@ -1,0 +1,218 @@
+/**
+ * The attention rewrite of the prepared CPU copy (prepare.ts): each layer's attention subgraph of
+ * the export (reshape, rotary embedding from position_ids, repeat_kv, QKᵀ, mask, softmax, ·V,
+ * about 40 small nodes) becomes one `com.microsoft` GroupQueryAttention node, ONNX Runtime's fused
+ * kernel: rotary embedding, KV append and causal attention in one pass over the cache.
+ *
+ * We cannot see the real export's attention subgraph here, so the rewrite anchors only on what any
+ * Qwen2 export has: the layer's q/k/v/o projections (found by name), their biases, and the
+ * `past_key_values.{i}.*` inputs and `present.{i}.*` outputs. What sat between the projections and
+ * o_proj is dropped when nothing else reads it. It is not trusted blindly: prepareModelForCpu keeps
+ * the rewritten copy only when it returns the same logits as the copy without it (see
+ * `PrepareOptions.verify`).
+ *
+ * It needs the engine-kept KV slots (kvNewRows): the past inputs carry `capacity` rows of which
+ * the first `filled` are real, the attention mask is [filled ones, zeros, seq ones]. GQA reads the
+ * valid lengths from `seqlens_k` (= mask sum - 1) and never looks past them; present.* are cut back
+ * to the rows of this run, [filled, filled + seq).
+ */
+import { onnx } from 'onnx-proto';
+import type { GraphField } from './prepare';
+
+/** config.json's attention numbers; the rewrite is attempted only with these. */
+export interface AttentionShape {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  ropeTheta: number;
+  /** Rows of the rotary cos/sin tables: the longest sequence the rewritten graph accepts. */
+  maxPositions: number;
+}
+
+const T = onnx.TensorProto.DataType;
+const A = onnx.AttributeProto.AttributeType;
+
+function intAttr(name: string, i: number): onnx.AttributeProto {
+  return onnx.AttributeProto.create({ name, type: A.INT, i });
+}
+
+function i64(name: string, values: number[]): onnx.TensorProto {
+  return onnx.TensorProto.create({ name, dims: [values.length], dataType: T.INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
+}
+
+const PROJ = /layers[./_](\d+)[./_](?:self_attn|attn)[./_]([qkvo])_proj\b/;
+
+/** The layer and projection a linear node belongs to, from its name or its weight's name. */
+function projectionOf(n: onnx.NodeProto): { layer: number; which: 'q' | 'k' | 'v' | 'o' } | undefined {
+  if (n.opType !== 'MatMulNBits' && n.opType !== 'MatMul') return undefined;
+  const m = PROJ.exec(n.name ?? '') ?? PROJ.exec(n.input?.[1] ?? '');
+  return m ? { layer: Number(m[1]), which: m[2] as 'q' | 'k' | 'v' | 'o' } : undefined;
+}
+
+/**
+ * Rewrites every layer's attention, or nothing (returns 0) when any layer does not show the
+ * expected anchors. Nodes that only the old attention read are marked dropped.
+ */
+export function rewriteAttention(fields: GraphField[], shape: AttentionShape, extraInits: onnx.TensorProto[], opset: number): number {
+  const { numHeads, numKvHeads, headDim, ropeTheta, maxPositions } = shape;
+  if (opset < 13 || headDim % 2 !== 0 || numHeads % numKvHeads !== 0 || maxPositions < 1) return 0;
+  // A node we could not decode, or one with a subgraph, may read any value: leave the graph alone.
+  const nodes = fields.filter((x) => x.node && !x.dropped);
+  if (fields.some((x) => x.f.field === 1 && !x.node)) return 0;
+  if (nodes.some((x) => x.node!.attribute?.some((a) => a.g || (a.graphs?.length ?? 0) > 0))) return 0;
+  const graphInputs = new Set(fields.flatMap((x) => (x.graphInput ? [x.graphInput] : [])));
+  const outputs = fields.filter((x) => x.output);
+  if (!graphInputs.has('attention_mask') || !graphInputs.has('input_ids')) return 0;
+
+  // Producers and consumers over every node, including those earlier rewrites placed before or
+  // after a field (e.g. the kvNewRows Identity that outputs present.*).
+  const producer = new Map<string, { node: onnx.INodeProto; field?: GraphField }>();
+  const consumers = new Map<string, onnx.INodeProto[]>();
+  for (const x of fields) {
+    const own = x.node && !x.dropped ? [{ node: x.node as onnx.INodeProto, field: x }] : [];
+    for (const e of [...(x.before ?? []).map((node) => ({ node })), ...own, ...(x.after ?? []).map((node) => ({ node }))]) {
+      for (const o of e.node.output ?? []) producer.set(o, e);
+      for (const i of e.node.input ?? []) if (i) consumers.set(i, [...(consumers.get(i) ?? []), e.node]);
+    }
+  }
+  const isConstant = (name: string) => {
+    const p = producer.get(name)?.node;
+    return p ? p.opType === 'Constant' : !graphInputs.has(name);
+  };
+  /** A projection's output, after its bias Add when there is one. */
+  const projected = (x: GraphField): string => {
+    const out = x.node!.output![0]!;
+    const c = consumers.get(out) ?? [];
+    const add = c.length === 1 && c[0]!.opType === 'Add' ? c[0]! : undefined;
+    if (add && add.input?.length === 2) {
+      const other = add.input[0] === out ? add.input[1]! : add.input[0]!;
+      if (isConstant(other)) return add.output![0]!;
+    }
+    return out;
+  };
+
+  const layers = new Map<number, Partial<Record<'q' | 'k' | 'v' | 'o', GraphField>>>();
+  for (const x of nodes) {
+    const p = projectionOf(x.node!);
+    if (!p) continue;
+    const l = layers.get(p.layer) ?? {};
+    if (l[p.which]) return 0; // two candidates: ambiguous
+    l[p.which] = x;
+    layers.set(p.layer, l);
+  }
+  const presentCount = outputs.filter((x) => /^present\.\d+\.key$/.test(x.output!.name ?? '')).length;
+  if (layers.size === 0 || layers.size !== presentCount) return 0;
+  for (let i = 0; i < layers.size; i++) {
+    const l = layers.get(i);
+    if (!l?.q || !l.k || !l.v || !l.o) return 0;
+    for (const kind of ['key', 'value']) {
+      if (!graphInputs.has(`past_key_values.${i}.${kind}`) || !producer.has(`present.${i}.${kind}`)) return 0;
+    }
+  }
+
+  // Shared values, computed once before the first node: valid lengths from the mask, the rows
+  // this run adds, and the rotary tables.
+  const pre = (name: string, opType: string, input: string[], attribute: onnx.AttributeProto[] = []) =>
+    onnx.NodeProto.create({ name: `r1_gqa/${name}`, opType, domain: '', input, output: [`r1_gqa/${name}`], attribute });
+  const half = headDim / 2;
+  const cos = new Float32Array(maxPositions * half);
+  const sin = new Float32Array(maxPositions * half);
+  for (let i = 0; i < half; i++) {
+    const invFreq = 1 / ropeTheta ** ((2 * i) / headDim);
+    for (let p = 0; p < maxPositions; p++) {
+      cos[p * half + i] = Math.cos(p * invFreq);
+      sin[p * half + i] = Math.sin(p * invFreq);
+    }
+  }
+  extraInits.push(
+    onnx.TensorProto.create({ name: 'r1_gqa/cos_cache', dims: [maxPositions, half], dataType: T.FLOAT, rawData: new Uint8Array(cos.buffer) }),
+    onnx.TensorProto.create({ name: 'r1_gqa/sin_cache', dims: [maxPositions, half], dataType: T.FLOAT, rawData: new Uint8Array(sin.buffer) }),
+    i64('r1_gqa/axis0', [0]),
+    i64('r1_gqa/axis1', [1]),
+    i64('r1_gqa/one', [1]),
+    i64('r1_gqa/index1', [1]),
+    i64('r1_gqa/axis2', [2]),
+  );
+  const shared = [
+    pre('mask_sum', 'ReduceSum', ['attention_mask', 'r1_gqa/axis1'], [intAttr('keepdims', 0)]), // [b]
+    pre('seqlens64', 'Sub', ['r1_gqa/mask_sum', 'r1_gqa/one']),
+    pre('seqlens_k', 'Cast', ['r1_gqa/seqlens64'], [intAttr('to', T.INT32)]),
+    pre('total64', 'ReduceMax', ['r1_gqa/mask_sum'], [intAttr('keepdims', 0)]), // scalar
+    pre('total', 'Cast', ['r1_gqa/total64'], [intAttr('to', T.INT32)]),
+    pre('ids_shape', 'Shape', ['input_ids']),
+    pre('seq', 'Gather', ['r1_gqa/ids_shape', 'r1_gqa/index1'], [intAttr('axis', 0)]), // [1]
+    pre('total1', 'Unsqueeze', ['r1_gqa/total64', 'r1_gqa/axis0']), // [1]
+    pre('filled', 'Sub', ['r1_gqa/total1', 'r1_gqa/seq']), // [1]: rows already in the cache
+  ];
+  const firstNode = nodes[0]!;
+  (firstNode.before ??= []).push(...shared);
+
+  for (let i = 0; i < layers.size; i++) {
+    const l = layers.get(i)!;
+    const o = l.o!.node!;
+    const tag = `r1_gqa/${i}`;
+    const out = `${tag}/output`;
+    const presentKey = `${tag}/present_key`;
+    const presentValue = `${tag}/present_value`;
+    const gqa = onnx.NodeProto.create({
+      name: `${tag}/GroupQueryAttention`,
+      opType: 'GroupQueryAttention',
+      domain: 'com.microsoft',
+      input: [projected(l.q!), projected(l.k!), projected(l.v!), `past_key_values.${i}.key`, `past_key_values.${i}.value`, 'r1_gqa/seqlens_k', 'r1_gqa/total', 'r1_gqa/cos_cache', 'r1_gqa/sin_cache'],
+      output: [out, presentKey, presentValue],
+      attribute: [intAttr('num_heads', numHeads), intAttr('kv_num_heads', numKvHeads), intAttr('do_rotary', 1), intAttr('rotary_interleaved', 0)],
+    });
+    const ends = `${tag}/ends`;
+    const cut = [
+      onnx.NodeProto.create({ name: ends, opType: 'Add', domain: '', input: ['r1_gqa/filled', 'r1_gqa/seq'], output: [ends] }),
+      ...(['key', 'value'] as const).map((kind) => {
+        const present = `present.${i}.${kind}`;
+        // The node that output present.* now outputs a dead value (dropped below).
+        const old = producer.get(present)!;
+        old.node.output = old.node.output!.map((n) => (n === present ? `${present}/r1_replaced` : n));
+        if (old.field) old.field.changed = true;
+        return onnx.NodeProto.create({ name: `${present}/r1_new_rows`, opType: 'Slice', domain: '', input: [kind === 'key' ? presentKey : presentValue, 'r1_gqa/filled', ends, 'r1_gqa/axis2'], output: [present] });
+      }),
+    ];
+    o.input![0] = out;
+    l.o!.changed = true;
+    (l.o!.before ??= []).push(gqa, ...cut);
+  }
+  dropDeadNodes(fields, outputs.map((x) => x.output!.name!));
+  return layers.size;
+}
+
+/** Marks dropped every node whose outputs nothing live reads (graph outputs are the roots). */
+function dropDeadNodes(fields: GraphField[], graphOutputs: string[]): void {
+  const all: Array<{ node: onnx.INodeProto; field?: GraphField }> = [];
+  for (const x of fields) {
+    for (const n of x.before ?? []) all.push({ node: n });
+    if (x.node && !x.dropped) all.push({ node: x.node, field: x });
+    for (const n of x.after ?? []) all.push({ node: n });
+  }
+  const producer = new Map<string, number>();
+  all.forEach((e, k) => {
+    for (const o of e.node.output ?? []) producer.set(o, k);
+  });
+  const live = new Set<number>();
+  const stack = graphOutputs.flatMap((n) => (producer.has(n) ? [producer.get(n)!] : []));
+  while (stack.length > 0) {
+    const k = stack.pop()!;
+    if (live.has(k)) continue;
+    live.add(k);
+    for (const i of all[k]!.node.input ?? []) if (producer.has(i)) stack.push(producer.get(i)!);
+  }
+  all.forEach((e, k) => {
+    if (!live.has(k) && e.field) e.field.dropped = true;
+  });
+  // Initializers only the dropped nodes read (ONNX Runtime would warn about each at every load).
+  const read = new Set(graphOutputs);
+  for (const k of live) for (const i of all[k]!.node.input ?? []) read.add(i);
+  const graphInputs = new Set(fields.flatMap((x) => (x.graphInput ? [x.graphInput] : [])));
+  for (const x of fields) if (x.init && !read.has(x.init.name) && !graphInputs.has(x.init.name)) x.dropped = true;
+  // New nodes (before/after lists) are all live by construction except replaced ones; prune those too.
+  for (const x of fields) {
+    if (x.before) x.before = x.before.filter((n) => live.has(producer.get(n.output![0]!)!));
+    if (x.after) x.after = x.after.filter((n) => live.has(producer.get(n.output![0]!)!));
+  }
+}
