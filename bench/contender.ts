@@ -19,9 +19,12 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { R1Engine, sessionOptions } from '../src/engine/engine';
+import { readModelConfig } from '../src/engine/modelFolder';
 import { type GraphRewrites, KV_NEW_ROWS_DIM, prepareModelForCpu } from '../src/engine/prepare';
+import { sameLogits } from '../src/engine/prepareCheck';
 import type { GenerationResult, LoadOptions, ProviderPreference } from '../src/engine/types';
 import { Rng } from '../test/fixtures/onnx/rng';
+import { GraphBuilder } from '../test/fixtures/onnx/graph';
 import { LINEAR_FLOOR_FILE } from './model';
 
 export type ContenderKind = 'ours' | 'transformers.js' | 'bare-ort' | 'linear-floor';
@@ -58,6 +61,12 @@ export interface ContenderResult {
   notes: string[];
   /** ours only: time to first token of a follow-up whose first `reusedTokens` prompt tokens were cached. */
   followUp?: { promptTokens: number; reusedTokens: number; ttftMs: number };
+  /**
+   * linear-floor only: by prompt length, the time of the attention products alone (QKᵀ and
+   * probabilities·V in float32, every layer and chunk, each row over its cached keys and half its
+   * chunk), which any exact attention computes on top of the linear layers.
+   */
+  attentionProductsMs?: Record<string, number>;
 }
 
 /** Prompt token ids: seeded, from the byte-level BPE range (no special tokens). */
@@ -159,7 +168,14 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
   const config = JSON.parse(readFileSync(join(p.modelDir, 'config.json'), 'utf8')) as Record<string, number>;
   const src = join(p.modelDir, 'onnx', 'model_q4.onnx');
   const provider = p.provider === 'auto' ? 'cpu' : p.provider;
-  const file = provider === 'cpu' && p.engine?.prepareForCpu !== false ? (await prepareModelForCpu(src, { cacheDir: p.rewrites ? join(p.cacheDir, `rewrites-${p.rewrites.lastLogits ?? true}-${p.rewrites.kvNewRows ?? true}-${p.rewrites.fuseMatMuls ?? true}`) : p.cacheDir, ...p.rewrites })).file : src;
+  // The same prepared copy as ours: same rewrites, the attention checked the same way.
+  const modelConfig = readModelConfig(p.modelDir);
+  const attention = {
+    attentionShape: { numHeads: modelConfig.numAttentionHeads, numKvHeads: modelConfig.numKeyValueHeads, headDim: modelConfig.headDim, ropeTheta: modelConfig.ropeTheta, maxPositions: modelConfig.maxPositionEmbeddings },
+    verify: (plain: string, candidate: string) => sameLogits(plain, candidate, modelConfig, sessionOptions('cpu', { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine })),
+  };
+  const rewritesDir = p.rewrites ? join(p.cacheDir, `rewrites-${JSON.stringify(p.rewrites).replace(/[^a-z0-9]+/gi, '-')}`) : p.cacheDir;
+  const file = provider === 'cpu' && p.engine?.prepareForCpu !== false ? (await prepareModelForCpu(src, { cacheDir: rewritesDir, ...attention, ...p.rewrites })).file : src;
   const session = await ort.InferenceSession.create(file, sessionOptions(provider, { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine }));
   const loadMs = performance.now() - t0;
   const loadPeakRss = vmHWM();
@@ -340,6 +356,7 @@ async function runLinearFloor(p: ContenderParams): Promise<ContenderResult> {
   }
   const total = steps.reduce((a, b) => a + b, 0);
   await session.release();
+  const attentionProductsMs = await timeAttentionProducts(p, config, rng);
   return {
     kind: 'linear-floor',
     loadMs,
@@ -349,7 +366,48 @@ async function runLinearFloor(p: ContenderParams): Promise<ContenderResult> {
     tokens: [],
     peakRss: vmHWM(),
     notes: ['linear layers only (MatMulNBits at accuracy_level 4, fused as in the prepared copy); no attention, norms or embedding'],
+    attentionProductsMs,
   };
+}
+
+/**
+ * The attention products of each prompt, alone: per chunk and layer, Q [heads, c, d] · Kᵀ [heads,
+ * d, w] and P [heads, c, w] · V [heads, w, d] as two float32 MatMuls, where w = the cached keys
+ * plus half the chunk (causal rows see their past and, on average, half of their own chunk).
+ * Every exact attention does at least this arithmetic; ONNX Runtime's CPU kernels do it with the
+ * same SGEMM.
+ */
+async function timeAttentionProducts(p: ContenderParams, config: Record<string, number>, rng: Rng): Promise<Record<string, number>> {
+  const heads = config.num_attention_heads!;
+  const d = config.hidden_size! / heads;
+  const g = new GraphBuilder('attention-products');
+  const q = g.input('q', 'float32', [heads, 'c', d]);
+  const kT = g.input('kT', 'float32', [heads, d, 'w']);
+  const probs = g.input('probs', 'float32', [heads, 'c', 'w']);
+  const v = g.input('v', 'float32', [heads, 'w', d]);
+  g.output('scores', 'float32', [heads, 'c', 'w'], g.op('MatMul', [q, kT]));
+  g.output('context', 'float32', [heads, 'c', d], g.op('MatMul', [probs, v]));
+  const provider = p.provider === 'auto' ? 'cpu' : p.provider;
+  const session = await ort.InferenceSession.create(g.encode({ opset: 17 }), sessionOptions(provider, { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine }));
+  const tensor = (dims: number[]) => new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.next() - 0.5), dims);
+  const out: Record<string, number> = {};
+  try {
+    for (const n of p.promptLengths) {
+      let ms = 0;
+      for (let start = 0; start < n; start += p.prefillChunkSize) {
+        const c = Math.min(p.prefillChunkSize, n - start);
+        const w = start + Math.ceil(c / 2);
+        const feeds = { q: tensor([heads, c, d]), kT: tensor([heads, d, w]), probs: tensor([heads, c, w]), v: tensor([heads, w, d]) };
+        const t = performance.now();
+        for (let l = 0; l < config.num_hidden_layers!; l++) await session.run(feeds);
+        ms += performance.now() - t;
+      }
+      out[n] = ms;
+    }
+  } finally {
+    await session.release();
+  }
+  return out;
 }
 
 export async function runContender(p: ContenderParams): Promise<ContenderResult> {
