@@ -10,7 +10,8 @@
  * How: per layer and kind one Float32Array of [kv, capacity, d] ("slots"), fed as the past input
  * [1, kv, capacity, d] without copying (ONNX Runtime reads input ArrayBuffers in place). Slots not
  * filled yet are masked out with attention_mask 0; position_ids carry the real positions, so the
- * graph's attention and rotary embedding see exactly the cached tokens. The new rows are copied
+ * graph's attention and rotary embedding see exactly the cached tokens (a copy whose attention
+ * was rewritten, prepareAttention.ts, reads the valid lengths from the same mask). The new rows are copied
  * into their slots after each run (seq rows, a few KB a token). The capacity grows in steps of
  * CAPACITY_STEP, so unused slots cost at most that many masked keys, and the past tensors keep the
  * same shape between growths (ONNX Runtime's arena reuses its buffers).

@@ -6,7 +6,10 @@
  * option that overrides the attribute, so on the CPU the engine writes a copy of the model once,
  * with accuracy_level 4 on those nodes, and loads that copy from then on. The same copy gets graph
  * rewrites that save work at run time (GraphRewrites: logits of the last position only, new KV
- * rows only, MatMulNBits sharing an input fused into one wider node).
+ * rows only, MatMulNBits sharing an input fused into one wider node, and each layer's attention as
+ * one GroupQueryAttention node, prepareAttention.ts). The attention rewrite is the one that
+ * depends on the export's inner structure, so it is kept only when `PrepareOptions.verify`
+ * (prepareCheck.ts) finds the same logits as a copy without it.
  *
  * The copy is streamed: the ModelProto is walked at the protobuf field level, only NodeProto
  * messages of the graph (and the headers of initializers) are decoded and re-encoded, and the
