@@ -21,7 +21,7 @@ import * as ort from 'onnxruntime-node';
 import { R1Engine, sessionOptions } from '../src/engine/engine';
 import { readModelConfig } from '../src/engine/modelFolder';
 import { type GraphRewrites, KV_NEW_ROWS_DIM, prepareModelForCpu } from '../src/engine/prepare';
-import { sameLogits } from '../src/engine/prepareCheck';
+import { CHECK_ID, sameLogits } from '../src/engine/prepareCheck';
 import type { GenerationResult, LoadOptions, ProviderPreference } from '../src/engine/types';
 import { Rng } from '../test/fixtures/onnx/rng';
 import { GraphBuilder } from '../test/fixtures/onnx/graph';
@@ -173,6 +173,7 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
   const attention = {
     attentionShape: { numHeads: modelConfig.numAttentionHeads, numKvHeads: modelConfig.numKeyValueHeads, headDim: modelConfig.headDim, ropeTheta: modelConfig.ropeTheta, maxPositions: modelConfig.maxPositionEmbeddings },
     verify: (plain: string, candidate: string) => sameLogits(plain, candidate, modelConfig, sessionOptions('cpu', { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine })),
+    verifyVersion: CHECK_ID,
   };
   const rewritesDir = p.rewrites ? join(p.cacheDir, `rewrites-${JSON.stringify(p.rewrites).replace(/[^a-z0-9]+/gi, '-')}`) : p.cacheDir;
   const file = provider === 'cpu' && p.engine?.prepareForCpu !== false ? (await prepareModelForCpu(src, { cacheDir: rewritesDir, ...attention, ...p.rewrites })).file : src;

@@ -33,7 +33,7 @@ import {
 } from './providers';
 import { firstRunOnDevice, keepsKvOnDevice, webgpuOutputLocations } from './device';
 import { withPreparedCpuModel } from './prepare';
-import { sameLogits } from './prepareCheck';
+import { CHECK_ID, sameLogits } from './prepareCheck';
 import { DecoderSession } from './session';
 import { R1Tokenizer } from './tokenizer';
 import type {
@@ -177,6 +177,7 @@ export class R1Engine {
                 maxPositions: config.maxPositionEmbeddings,
               },
               verify: (plain: string, candidate: string) => sameLogits(plain, candidate, config, sessionOptions('cpu', opts, config.numHiddenLayers)),
+              verifyVersion: CHECK_ID,
             }),
       },
       (text) => notes.push(text),

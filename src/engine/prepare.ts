@@ -49,6 +49,8 @@ export interface PrepareOptions extends GraphRewrites {
    * check passes on the user's own model.
    */
   verify?: (plain: string, candidate: string) => Promise<string | undefined>;
+  /** What the verdict of `verify` depends on (its own version, ONNX Runtime's): part of the prepared copy's key. */
+  verifyVersion?: string;
 }
 
 export interface PrepareResult {
@@ -439,7 +441,7 @@ function fuseMatMulNBits(fields: GraphField[], extraInits: onnx.TensorProto[], e
   const groups = new Map<string, GraphField[]>();
   for (const x of fields) {
     const n = x.node;
-    if (!n || n.opType !== 'MatMulNBits' || n.domain !== 'com.microsoft' || n.output?.length !== 1) continue;
+    if (!n || x.dropped || n.opType !== 'MatMulNBits' || n.domain !== 'com.microsoft' || n.output?.length !== 1) continue;
     const ins = n.input ?? [];
     if (ins.length < 3 || ins.slice(3).some((i) => i !== '')) continue;
     const [a, b, sc] = ins as [string, string, string];
@@ -645,6 +647,19 @@ function hasExternalData(file: string): boolean {
   }
 }
 
+/** Removes temporary copies (`.tmp-<pid>-…`) left by a process that no longer runs (killed mid-write or mid-check). */
+async function removeStaleTemporaries(dir: string): Promise<void> {
+  for (const n of readdirSync(dir)) {
+    const m = /^\.tmp-(\d+)-/.exec(n);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await unlink(join(dir, n)).catch(() => undefined);
+    }
+  }
+}
+
 /**
  * Returns the file to load on the CPU: a prepared copy (made now, or reused) with accuracy_level
  * `level` on every MatMulNBits node that had none, or the source itself when no node needs it or a
@@ -661,7 +676,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
   try {
     const head = Buffer.alloc(Math.min(st.size, 1 << 20));
     await fh.read(head, 0, head.length, 0);
-    const key = createHash('sha256').update(JSON.stringify({ v: PREPARE_VERSION, level, ...wantedRewrites(opts), attentionShape: opts.verify ? opts.attentionShape : undefined, path: src, size: st.size, mtime: st.mtimeMs })).update(head).digest('hex');
+    const key = createHash('sha256').update(JSON.stringify({ v: PREPARE_VERSION, level, ...wantedRewrites(opts), attention: opts.verify && opts.attentionShape ? { shape: opts.attentionShape, check: opts.verifyVersion } : undefined, path: src, size: st.size, mtime: st.mtimeMs })).update(head).digest('hex');
     const external = hasExternalData(src);
     const dir = external ? dirname(src) : resolve(opts.cacheDir ?? defaultPrepareCacheDir());
     const pathTag = createHash('sha256').update(src).digest('hex').slice(0, 8);
@@ -673,32 +688,33 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
     }
     const reader = new FileReader(fh, st.size);
     const shape = opts.verify ? opts.attentionShape : undefined;
-    const plan = await planRewrite(reader, level, opts, shape);
+    let plan = await planRewrite(reader, level, opts, shape);
     if (plan.rewritten === 0) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'no MatMulNBits node without accuracy_level' });
     // With the attention rewritten, a copy without it is written too, as the reference (and the
     // fallback) of the verify check.
-    const plain = plan.attentionLayers > 0 ? await planRewrite(reader, level, { ...opts, attention: false }) : undefined;
-    const largest = Math.max(plan.outputSize, plain?.outputSize ?? 0);
-    if (largest > 0x7fffffff) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'the prepared model would exceed the 2 GB protobuf limit' });
+    let plain = plan.attentionLayers > 0 ? await planRewrite(reader, level, { ...opts, attention: false }) : undefined;
+    const LIMIT = 0x7fffffff;
+    if (plain && plan.outputSize > LIMIT) [plan, plain] = [plain, undefined]; // the rotary tables push it over: no rewrite
+    if (plan.outputSize > LIMIT || (plain?.outputSize ?? 0) > LIMIT) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'the prepared model would exceed the 2 GB protobuf limit' });
     try {
       await mkdir(dir, { recursive: true });
     } catch (e) {
       return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: `cannot create ${dir}: ${(e as Error).message}` });
     }
-    let needed = plan.outputSize + (plain?.outputSize ?? 0);
+    await removeStaleTemporaries(dir);
     try {
       const fs = await statfs(dir);
-      const free = Number(fs.bavail) * Number(fs.bsize);
-      if (plain && free < needed + (64 << 20)) needed = plain.outputSize; // room for one copy only: no attention rewrite
-      if (free < needed + (64 << 20)) {
-        return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: `not enough free space in ${dir} (${(free / 1e9).toFixed(2)} GB free, ${(needed / 1e9).toFixed(2)} GB needed)` });
+      const free = Number(fs.bavail) * Number(fs.bsize) - (64 << 20);
+      if (plain && free < plan.outputSize + plain.outputSize) [plan, plain] = [plain, undefined]; // room for one copy only: no rewrite
+      if (free < plan.outputSize) {
+        return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: `not enough free space in ${dir} (${((free + (64 << 20)) / 1e9).toFixed(2)} GB free, ${(plan.outputSize / 1e9).toFixed(2)} GB needed)` });
       }
     } catch {
       // statfs unsupported: try anyway
     }
-    const tmpName = () => join(dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}-${name}`);
+    /** Writes `segments` to a temporary file in `dir` and returns its path; nothing is left on failure. */
     const write = async (segments: Segment[]): Promise<string> => {
-      const tmp = tmpName();
+      const tmp = join(dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}-${name}`);
       let out: FileHandle | undefined;
       try {
         out = await open(tmp, 'w');
@@ -711,27 +727,24 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
         throw e;
       }
     };
-    let chosen = plain && needed === plain.outputSize ? plain : plan;
+    let chosen = plan;
     let attentionRejected: string | undefined;
+    const temporaries: string[] = [];
     try {
-      const tmp = await write(chosen.segments);
-      if (chosen.attentionLayers > 0 && plain) {
-        let reference: string | undefined;
-        try {
-          reference = await write(plain.segments);
-          attentionRejected = await opts.verify!(reference, tmp).catch((e: unknown) => `the check failed to run: ${(e as Error).message.split('\n')[0]}`);
-          if (attentionRejected) {
-            chosen = plain;
-            await rename(reference, target);
-            reference = undefined;
-          } else await rename(tmp, target);
-        } finally {
-          if (reference) await rm(reference, { force: true }).catch(() => undefined);
-          await rm(tmp, { force: true }).catch(() => undefined);
-        }
-      } else await rename(tmp, target);
+      const candidate = await write(plan.segments);
+      temporaries.push(candidate);
+      let keep = candidate;
+      if (plain) {
+        const reference = await write(plain.segments);
+        temporaries.push(reference);
+        attentionRejected = await opts.verify!(reference, candidate).catch((e: unknown) => `the check failed to run: ${(e as Error).message.split('\n')[0]}`);
+        if (attentionRejected) [chosen, keep] = [plain, reference];
+      }
+      await rename(keep, target);
     } catch (e) {
       return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: `cannot write the prepared copy in ${dir}: ${(e as Error).message}` });
+    } finally {
+      for (const t of temporaries) await rm(t, { force: true }).catch(() => undefined);
     }
     // Older copies of the same source.
     if (!external) {

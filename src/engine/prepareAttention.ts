@@ -192,7 +192,7 @@ function dropDeadNodes(fields: GraphField[], graphOutputs: string[]): void {
   }
   const producer = new Map<string, number>();
   all.forEach((e, k) => {
-    for (const o of e.node.output ?? []) producer.set(o, k);
+    for (const o of e.node.output ?? []) if (o) producer.set(o, k);
   });
   const live = new Set<number>();
   const stack = graphOutputs.flatMap((n) => (producer.has(n) ? [producer.get(n)!] : []));
@@ -200,7 +200,7 @@ function dropDeadNodes(fields: GraphField[], graphOutputs: string[]): void {
     const k = stack.pop()!;
     if (live.has(k)) continue;
     live.add(k);
-    for (const i of all[k]!.node.input ?? []) if (producer.has(i)) stack.push(producer.get(i)!);
+    for (const i of all[k]!.node.input ?? []) if (i && producer.has(i)) stack.push(producer.get(i)!);
   }
   all.forEach((e, k) => {
     if (!live.has(k) && e.field) e.field.dropped = true;

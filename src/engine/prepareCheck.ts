@@ -2,8 +2,9 @@
  * The check that decides whether a prepared copy's attention rewrite (prepareAttention.ts) is
  * kept: the copy with it and the copy without it run the same token schedule through the engine's
  * own decoder, and their logits must agree. The schedule covers what the engine does with a
- * model: a prompt prefilled in chunks, across a growth of the KV slots, decode steps, and a second
- * prompt that keeps a prefix of the first (cached rows beyond it are stale, not zero).
+ * model: a short request, then an unrelated prompt that starts over on the same KV slots (stale
+ * rows, all masked), prefilled in chunks across a growth of the slots, decode steps, and a
+ * follow-up that keeps a prefix of it (cached rows beyond the prefix are stale, not zero).
  *
  * One session at a time, released before the next: the check never holds two models in memory.
  */
@@ -11,8 +12,20 @@ import * as ort from 'onnxruntime-node';
 import { type ModelConfig, type ValueMetadataLike, validateSignature } from './modelFolder';
 import { DecoderSession } from './session';
 
-/** Largest difference allowed, as a share of the largest reference logit (int8 rounding flips stay far below). */
-export const CHECK_TOLERANCE = 0.02;
+/**
+ * What may differ: the attention's summation order, whose last-bit differences can flip the int8
+ * rounding of a later activation. Per call, the 99th percentile of the differences must stay
+ * below PERCENTILE_TOLERANCE of the largest reference logit and the largest difference below
+ * MAX_TOLERANCE of it. Measured: the benchmark's random 1.5B model differs by at most 0.02 % /
+ * 0.04 %, the tiny test model by 0.27 % / 0.45 % (at accuracy level 0 both agree to 1e-6); a rope
+ * base off by 20 % moves the tiny model by 2.3–4.1 % / 4.1–8.4 %, off by 20x by 8–11 % / 14–20 %.
+ */
+export const PERCENTILE_TOLERANCE = 0.02;
+export const MAX_TOLERANCE = 0.05;
+/** Bump when the schedule or the tolerances change. */
+const CHECK_VERSION = 1;
+/** What a verdict depends on: this check and ONNX Runtime's kernels (PrepareOptions.verifyVersion). */
+export const CHECK_ID = `check ${CHECK_VERSION}, onnxruntime ${ort.env.versions.common}`;
 
 /** The token schedule: every call's logits are compared. */
 async function schedule(d: DecoderSession, vocab: number): Promise<Float32Array[]> {
@@ -20,7 +33,11 @@ async function schedule(d: DecoderSession, vocab: number): Promise<Float32Array[
   const first = Array.from({ length: 272 }, (_, i) => id(i));
   const out: Float32Array[] = [];
   const keep = async (p: Promise<Float32Array>) => out.push((await p).slice());
-  d.startSequence(first);
+  const short = Array.from({ length: 20 }, (_, i) => id(5000 + i));
+  d.startSequence(short);
+  await keep(d.forward(short));
+  await keep(d.forward([id(5100)]));
+  if (d.startSequence(first) !== 0) throw new Error('the check schedule expected a fresh start');
   for (let s = 0; s < first.length; s += 128) await keep(d.forward(first.slice(s, s + 128)));
   for (let i = 0; i < 4; i++) await keep(d.forward([id(1000 + i)]));
   // A second prompt sharing the first 200 tokens: the cache is cut back, not cleared.
@@ -52,14 +69,17 @@ export async function sameLogits(plain: string, candidate: string, config: Model
     const a = want[k]!;
     const b = got[k]!;
     let scale = 0;
-    let diff = 0;
+    const diffs = new Float32Array(a.length);
     for (let i = 0; i < a.length; i++) {
       scale = Math.max(scale, Math.abs(a[i]!));
-      const d = Math.abs(a[i]! - b[i]!);
-      if (!(d <= diff)) diff = d; // NaN counts as the largest difference
+      diffs[i] = Math.abs(a[i]! - b[i]!);
+      if (Number.isNaN(diffs[i]!)) return `its logits at step ${k + 1} of ${want.length} are not numbers`;
     }
-    if (!(diff <= CHECK_TOLERANCE * scale)) {
-      return `its logits differ from the plain copy's at step ${k + 1} of ${want.length} (largest difference ${diff.toPrecision(3)}, largest logit ${scale.toPrecision(3)})`;
+    diffs.sort();
+    const p99 = diffs[Math.floor(diffs.length * 0.99)]!;
+    const max = diffs[diffs.length - 1]!;
+    if (!(p99 <= PERCENTILE_TOLERANCE * scale && max <= MAX_TOLERANCE * scale)) {
+      return `its logits differ from the plain copy's at step ${k + 1} of ${want.length} (99th percentile of the differences ${p99.toPrecision(3)}, largest ${max.toPrecision(3)}, largest logit ${scale.toPrecision(3)})`;
     }
   }
   return undefined;

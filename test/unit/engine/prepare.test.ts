@@ -4,7 +4,8 @@
  * loads the copy on the CPU unless told not to.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -358,8 +359,12 @@ describe('the attention rewrite (GroupQueryAttention), kept only when checked', 
     try {
       const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729) % 151643);
       const out: Float32Array[] = [];
+      // A short request first: the next prompt then starts over on its KV slots (stale rows, masked).
+      const short = ids(20, 4);
+      d.startSequence(short);
+      out.push((await d.forward(short)).slice());
       const first = ids(300, 5);
-      d.startSequence(first);
+      assert.equal(d.startSequence(first), 0);
       for (let s = 0; s < first.length; s += 256) out.push((await d.forward(first.slice(s, s + 256))).slice());
       for (const t of [21, 22, 23, 24, 25]) out.push((await d.forward([t])).slice());
       const follow = [...first.slice(0, 150), ...ids(30, 6)];
@@ -393,8 +398,11 @@ describe('the attention rewrite (GroupQueryAttention), kept only when checked', 
     for (let k = 0; k < want.length; k++) {
       const diffs = want[k]!.map((x, i) => Math.abs(x - got[k]![i]!)).sort();
       const maxAbs = want[k]!.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-      // Different summation order in the attention; a wrong position, head or mask changes every logit.
-      assert.ok(diffs[Math.floor(diffs.length * 0.99)]! < 1e-3, `call ${k}: 99th percentile difference ${diffs[Math.floor(diffs.length * 0.99)]}`);
+      // Only the attention's summation order differs, and with it, now and then, the int8 rounding
+      // of a later activation (at accuracy level 0 the two copies agree to 1e-6; at level 4 this
+      // model's differences reach 0.3 % of the largest logit). A rope base off by 20 % already
+      // moves the 99th percentile by 2–4 %.
+      assert.ok(diffs[Math.floor(diffs.length * 0.99)]! < 0.01 * maxAbs, `call ${k}: 99th percentile difference ${diffs[Math.floor(diffs.length * 0.99)]}`);
       assert.ok(diffs[diffs.length - 1]! < 0.02 * maxAbs, `call ${k}: largest difference ${diffs[diffs.length - 1]}`);
     }
   });
@@ -411,6 +419,26 @@ describe('the attention rewrite (GroupQueryAttention), kept only when checked', 
     const broken = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-broken'), attentionShape: shapeOf(), verify: () => Promise.reject(new Error('out of memory')) });
     assert.equal(broken.attentionLayers, 0);
     assert.match(broken.attentionRejected ?? '', /the check failed to run: out of memory/);
+  });
+
+  it('refuses a rewrite whose logits are not numbers', async () => {
+    const r = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-nan'), attentionShape: shapeOf(Number.NaN), verify: check });
+    assert.equal(r.attentionLayers, 0);
+    assert.match(r.attentionRejected ?? '', /logits at step 1 of \d+ are not numbers/);
+  });
+
+  it('removes temporary copies left by a process that no longer runs, and only those', async () => {
+    const dir = join(cacheDir, 'attn-stale');
+    mkdirSync(dir, { recursive: true });
+    const child = spawnSync(process.execPath, ['-e', '0']);
+    assert.equal(child.status, 0);
+    const dead = join(dir, `.tmp-${child.pid}-0000-${basename(source)}`);
+    const live = join(dir, `.tmp-${process.ppid}-0000-${basename(source)}`);
+    writeFileSync(dead, 'left by a killed prepare');
+    writeFileSync(live, 'another process is still writing this');
+    const r = await prepareModelForCpu(source, { cacheDir: dir, attentionShape: shapeOf(), verify: check });
+    assert.equal(r.attentionLayers, config().numHiddenLayers);
+    assert.deepEqual(readdirSync(dir).sort(), [basename(live), basename(r.file)].sort());
   });
 
   it('does not rewrite the attention without a check to run', async () => {
