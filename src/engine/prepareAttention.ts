@@ -18,6 +18,7 @@
  */
 import { onnx } from 'onnx-proto';
 import type { GraphField } from './prepare';
+import { dropDeadNodes, indexGraph } from './prepareGraph';
 
 /** config.json's attention numbers; the rewrite is attempted only with these. */
 export interface AttentionShape {
@@ -56,29 +57,13 @@ function projectionOf(n: onnx.NodeProto): { layer: number; which: 'q' | 'k' | 'v
 export function rewriteAttention(fields: GraphField[], shape: AttentionShape, extraInits: onnx.TensorProto[], opset: number): number {
   const { numHeads, numKvHeads, headDim, ropeTheta, maxPositions } = shape;
   if (opset < 13 || headDim % 2 !== 0 || numHeads % numKvHeads !== 0 || maxPositions < 1) return 0;
-  // A node we could not decode, or one with a subgraph, may read any value: leave the graph alone.
+  const index = indexGraph(fields);
+  if (!index) return 0;
+  const { producer, consumers, graphInputs, isConstant } = index;
   const nodes = fields.filter((x) => x.node && !x.dropped);
-  if (fields.some((x) => x.f.field === 1 && !x.node)) return 0;
-  if (nodes.some((x) => x.node!.attribute?.some((a) => a.g || (a.graphs?.length ?? 0) > 0))) return 0;
-  const graphInputs = new Set(fields.flatMap((x) => (x.graphInput ? [x.graphInput] : [])));
   const outputs = fields.filter((x) => x.output);
   if (!graphInputs.has('attention_mask') || !graphInputs.has('input_ids')) return 0;
 
-  // Producers and consumers over every node, including those earlier rewrites placed before or
-  // after a field (e.g. the kvNewRows Identity that outputs present.*).
-  const producer = new Map<string, { node: onnx.INodeProto; field?: GraphField }>();
-  const consumers = new Map<string, onnx.INodeProto[]>();
-  for (const x of fields) {
-    const own = x.node && !x.dropped ? [{ node: x.node as onnx.INodeProto, field: x }] : [];
-    for (const e of [...(x.before ?? []).map((node) => ({ node })), ...own, ...(x.after ?? []).map((node) => ({ node }))]) {
-      for (const o of e.node.output ?? []) producer.set(o, e);
-      for (const i of e.node.input ?? []) if (i) consumers.set(i, [...(consumers.get(i) ?? []), e.node]);
-    }
-  }
-  const isConstant = (name: string) => {
-    const p = producer.get(name)?.node;
-    return p ? p.opType === 'Constant' : !graphInputs.has(name);
-  };
   /** A projection's output, after its bias Add when there is one. */
   const projected = (x: GraphField): string => {
     const out = x.node!.output![0]!;
@@ -180,39 +165,4 @@ export function rewriteAttention(fields: GraphField[], shape: AttentionShape, ex
   }
   dropDeadNodes(fields, outputs.map((x) => x.output!.name!));
   return layers.size;
-}
-
-/** Marks dropped every node whose outputs nothing live reads (graph outputs are the roots). */
-function dropDeadNodes(fields: GraphField[], graphOutputs: string[]): void {
-  const all: Array<{ node: onnx.INodeProto; field?: GraphField }> = [];
-  for (const x of fields) {
-    for (const n of x.before ?? []) all.push({ node: n });
-    if (x.node && !x.dropped) all.push({ node: x.node, field: x });
-    for (const n of x.after ?? []) all.push({ node: n });
-  }
-  const producer = new Map<string, number>();
-  all.forEach((e, k) => {
-    for (const o of e.node.output ?? []) if (o) producer.set(o, k);
-  });
-  const live = new Set<number>();
-  const stack = graphOutputs.flatMap((n) => (producer.has(n) ? [producer.get(n)!] : []));
-  while (stack.length > 0) {
-    const k = stack.pop()!;
-    if (live.has(k)) continue;
-    live.add(k);
-    for (const i of all[k]!.node.input ?? []) if (i && producer.has(i)) stack.push(producer.get(i)!);
-  }
-  all.forEach((e, k) => {
-    if (!live.has(k) && e.field) e.field.dropped = true;
-  });
-  // Initializers only the dropped nodes read (ONNX Runtime would warn about each at every load).
-  const read = new Set(graphOutputs);
-  for (const k of live) for (const i of all[k]!.node.input ?? []) read.add(i);
-  const graphInputs = new Set(fields.flatMap((x) => (x.graphInput ? [x.graphInput] : [])));
-  for (const x of fields) if (x.init && !read.has(x.init.name) && !graphInputs.has(x.init.name)) x.dropped = true;
-  // New nodes (before/after lists) are all live by construction except replaced ones; prune those too.
-  for (const x of fields) {
-    if (x.before) x.before = x.before.filter((n) => live.has(producer.get(n.output![0]!)!));
-    if (x.after) x.after = x.after.filter((n) => live.has(producer.get(n.output![0]!)!));
-  }
 }
