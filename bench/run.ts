@@ -111,8 +111,15 @@ interface Summary {
   loadPeakRssBytes: Stat;
   followUpTtftMs?: Stat;
   followUp?: { promptTokens: number; reusedTokens: number };
+  /** ours, bare-ort: per run, the median time of a decode step spent outside session.run. */
+  outsideRunMs?: Stat;
   /** linear-floor: the attention products alone, by prompt length. */
   attentionProductsMs?: Record<string, Stat>;
+}
+
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)]!;
 }
 
 function summarize(rs: ContenderResult[], prompts: number[]): Summary {
@@ -125,6 +132,7 @@ function summarize(rs: ContenderResult[], prompts: number[]): Summary {
     stepMs: stat(rs.map((r) => r.decode.stepMs)),
     peakRssBytes: stat(rs.map((r) => r.peakRss)),
     loadPeakRssBytes: stat(rs.map((r) => r.loadPeakRss)),
+    ...(rs.every((r) => r.decode.outsideRunMs?.length) ? { outsideRunMs: stat(rs.map((r) => medianOf(r.decode.outsideRunMs!))) } : {}),
     ...(rs.every((r) => r.attentionProductsMs) ? { attentionProductsMs: Object.fromEntries(prompts.map((n) => [n, stat(rs.map((r) => r.attentionProductsMs![n]!))])) } : {}),
     ...(rs.every((r) => r.followUp)
       ? { followUpTtftMs: stat(rs.map((r) => r.followUp!.ttftMs)), followUp: { promptTokens: rs[0]!.followUp!.promptTokens, reusedTokens: rs[0]!.followUp!.reusedTokens } }
@@ -197,6 +205,10 @@ async function main(): Promise<void> {
     [`ttft${last}VsTransformersJs`]: ours && tjs ? tjs.ttftMs[last]!.median / ours.ttftMs[last]!.median : null,
     peakRssVsTransformersJs: ours && tjs ? ours.peakRssBytes.median / tjs.peakRssBytes.median : null,
     stepOverheadVsBareOrt: ours && bare ? ours.stepMs.median / bare.stepMs.median : null,
+    // The same target without the machine's noise: the bare loop's step plus what ours spends
+    // outside session.run beyond what the bare loop spends there.
+    engineOverheadVsBareOrt:
+      ours?.outsideRunMs && bare?.outsideRunMs ? (bare.stepMs.median + ours.outsideRunMs.median - bare.outsideRunMs.median) / bare.stepMs.median : null,
   };
   if (last !== 4096) ratios.ttft4096VsTransformersJs = null;
   // What no engine on ONNX Runtime's CPU kernels can beat: the linear layers alone.
@@ -293,6 +305,7 @@ export function renderMarkdown(j: ResultsJson): string {
   for (const p of a.prompts) row(`TTFT ${p}-token prompt (s)`, (s) => `${fmt(s.ttftMs[p]!.median / 1000, 2)}${spread(s.ttftMs[p]!, 2, 1000)}`);
   const fu = Object.values(j.contenders).find((s) => s.followUp)?.followUp;
   if (fu) row(`TTFT follow-up, ${fu.promptTokens} tokens of which ${fu.reusedTokens} cached (s)`, (s) => (s.followUpTtftMs ? `${fmt(s.followUpTtftMs.median / 1000, 2)}${spread(s.followUpTtftMs, 2, 1000)}` : '—'));
+  row('decode step outside session.run (ms, median)', (s) => (s.outsideRunMs ? `${fmt(s.outsideRunMs.median, 2)}${spread(s.outsideRunMs, 2)}` : '—'));
   row('model load (s)', (s) => `${fmt(s.loadMs.median / 1000, 2)}${spread(s.loadMs, 2, 1000)}`);
   row('peak RSS after load (MiB)', (s) => `${fmt(s.loadPeakRssBytes.median / 2 ** 20, 0)}`);
   row('peak RSS (MiB)', (s) => `${fmt(s.peakRssBytes.median / 2 ** 20, 0)}${spread(s.peakRssBytes, 0, 2 ** 20)}`);
@@ -306,9 +319,15 @@ export function renderMarkdown(j: ResultsJson): string {
   const withAttention = r[`floorWithAttentionTtft${lp}VsTransformersJs`];
   lines.push(`| TTFT ${lp}, transformers.js / ours | ${fmt((r.ttft4096VsTransformersJs ?? r[`ttft${lp}VsTransformersJs`]) ?? NaN, 2)}x | ${fmt(r[`linearFloorTtft${lp}VsTransformersJs`] ?? NaN, 2)}x${withAttention != null ? `; ${fmt(withAttention, 2)}x with the attention products` : ''} | ≥ 2x |`);
   lines.push(`| peak RSS, ours / transformers.js | ${fmt(r.peakRssVsTransformersJs ?? NaN, 2)} | | ≤ 0.7 |`);
-  lines.push(`| decode step, ours / bare ORT loop | ${fmt(r.stepOverheadVsBareOrt ?? NaN, 3)} | | ≤ 1.03 |`);
+  lines.push(`| decode step, ours / bare ORT loop | ${fmt(r.stepOverheadVsBareOrt ?? NaN, 3)} (outside session.run: ${fmt(r.engineOverheadVsBareOrt ?? NaN, 3)}) | | ≤ 1.03 |`);
   lines.push(`| decode, ours / roofline | ${fmt((rf.fraction ?? NaN) * 100, 0)}% | ${fmt((rf.linearFloorFraction ?? NaN) * 100, 0)}% | ≥ 80% |`);
   lines.push('');
+  const oo = j.contenders.ours?.outsideRunMs;
+  const bo = j.contenders['bare-ort']?.outsideRunMs;
+  if (oo && bo) {
+    lines.push(`A decode step outside session.run takes ${fmt(oo.median, 2)} ms in ours (sampling, detokenizing, streaming, the KV slot copies) and ${fmt(bo.median, 2)} ms in the bare loop. The ratio in brackets is the bare loop's step plus that difference, over the bare loop's step: the engine's own overhead, without the machine's bandwidth swings that move both steps by ±10 % from process to process.`);
+    lines.push('');
+  }
   lines.push(`The kernel floor runs only the model's linear layers (MatMulNBits at accuracy_level 4, q/k/v and gate/up fused, lm_head on one position; the same weight bytes), with the same threads and prefill chunks: no engine built on onnxruntime-node's CPU kernels can be faster than it. Ours / floor: decode step ${fmt(r.stepVsLinearFloor ?? NaN, 2)}x, TTFT ${lp} ${fmt(r[`ttft${lp}VsLinearFloor`] ?? NaN, 2)}x.${
       attentionNote(j, lp)
     }`);
