@@ -21,7 +21,7 @@ import * as ort from 'onnxruntime-node';
 import { R1Engine, sessionOptions } from '../src/engine/engine';
 import { readModelConfig } from '../src/engine/modelFolder';
 import { type GraphRewrites, KV_NEW_ROWS_DIM, prepareModelForCpu } from '../src/engine/prepare';
-import { CHECK_ID, sameLogits } from '../src/engine/prepareCheck';
+import { checkedRewrites } from '../src/engine/prepareCheck';
 import type { GenerationResult, LoadOptions, ProviderPreference } from '../src/engine/types';
 import { Rng } from '../test/fixtures/onnx/rng';
 import { GraphBuilder } from '../test/fixtures/onnx/graph';
@@ -205,25 +205,18 @@ function argmaxRow(data: Float32Array, row: number, v: number): number {
 
 async function runBare(p: ContenderParams): Promise<ContenderResult> {
   const t0 = performance.now();
-  const config = JSON.parse(readFileSync(join(p.modelDir, 'config.json'), 'utf8')) as Record<string, number>;
   const src = join(p.modelDir, 'onnx', 'model_q4.onnx');
   const provider = p.provider === 'auto' ? 'cpu' : p.provider;
   // The same prepared copy as ours: same rewrites, the attention checked the same way.
-  const modelConfig = readModelConfig(p.modelDir);
-  const attention = {
-    attentionShape: { numHeads: modelConfig.numAttentionHeads, numKvHeads: modelConfig.numKeyValueHeads, headDim: modelConfig.headDim, ropeTheta: modelConfig.ropeTheta, maxPositions: modelConfig.maxPositionEmbeddings },
-    verify: (plain: string, candidate: string) => sameLogits(plain, candidate, modelConfig, sessionOptions('cpu', { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine })),
-    verifyVersion: CHECK_ID,
-  };
+  const config = readModelConfig(p.modelDir);
+  const options = { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine };
+  const attention = checkedRewrites(config, sessionOptions('cpu', options, config.numHiddenLayers));
   const rewritesDir = p.rewrites ? join(p.cacheDir, `rewrites-${JSON.stringify(p.rewrites).replace(/[^a-z0-9]+/gi, '-')}`) : p.cacheDir;
   const file = provider === 'cpu' && p.engine?.prepareForCpu !== false ? (await prepareModelForCpu(src, { cacheDir: rewritesDir, ...attention, ...p.rewrites })).file : src;
-  const session = await ort.InferenceSession.create(file, sessionOptions(provider, { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine }));
+  const session = await ort.InferenceSession.create(file, sessionOptions(provider, options));
   const loadMs = performance.now() - t0;
   const loadPeakRss = vmHWM();
-  const L = config.num_hidden_layers!;
-  const kv = config.num_key_value_heads!;
-  const hd = config.hidden_size! / config.num_attention_heads!;
-  const V = config.vocab_size!;
+  const { numHiddenLayers: L, numKeyValueHeads: kv, headDim: hd, vocabSize: V } = config;
   const meta = session.outputMetadata as unknown as Array<{ name: string; shape: Array<number | string> }>;
   const newRows = meta.find((m) => m.name === 'present.0.key')?.shape[2] === KV_NEW_ROWS_DIM;
   const names: Array<[string, string]> = [];

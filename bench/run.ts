@@ -117,11 +117,6 @@ interface Summary {
   attentionProductsMs?: Record<string, Stat>;
 }
 
-function medianOf(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)]!;
-}
-
 function summarize(rs: ContenderResult[], prompts: number[]): Summary {
   const ttftMs: Record<string, Stat> = {};
   for (const p of prompts) ttftMs[p] = stat(rs.map((r) => r.ttftMs[p]!));
@@ -132,7 +127,7 @@ function summarize(rs: ContenderResult[], prompts: number[]): Summary {
     stepMs: stat(rs.map((r) => r.decode.stepMs)),
     peakRssBytes: stat(rs.map((r) => r.peakRss)),
     loadPeakRssBytes: stat(rs.map((r) => r.loadPeakRss)),
-    ...(rs.every((r) => r.decode.outsideRunMs?.length) ? { outsideRunMs: stat(rs.map((r) => medianOf(r.decode.outsideRunMs!))) } : {}),
+    ...(rs.every((r) => r.decode.outsideRunMs?.length) ? { outsideRunMs: stat(rs.map((r) => stat(r.decode.outsideRunMs!).median)) } : {}),
     ...(rs.every((r) => r.attentionProductsMs) ? { attentionProductsMs: Object.fromEntries(prompts.map((n) => [n, stat(rs.map((r) => r.attentionProductsMs![n]!))])) } : {}),
     ...(rs.every((r) => r.followUp)
       ? { followUpTtftMs: stat(rs.map((r) => r.followUp!.ttftMs)), followUp: { promptTokens: rs[0]!.followUp!.promptTokens, reusedTokens: rs[0]!.followUp!.reusedTokens } }

@@ -33,7 +33,7 @@ import {
 } from './providers';
 import { firstRunOnDevice, keepsKvOnDevice, webgpuOutputLocations } from './device';
 import { withPreparedCpuModel } from './prepare';
-import { CHECK_ID, sameLogits } from './prepareCheck';
+import { checkedRewrites } from './prepareCheck';
 import { DecoderSession } from './session';
 import { R1Tokenizer } from './tokenizer';
 import type {
@@ -166,19 +166,7 @@ export class R1Engine {
       {
         prepareForCpu: opts.prepareForCpu,
         cacheDir: opts.cacheDir,
-        ...(config.nonPlainAttention
-          ? {}
-          : {
-              attentionShape: {
-                numHeads: config.numAttentionHeads,
-                numKvHeads: config.numKeyValueHeads,
-                headDim: config.headDim,
-                ropeTheta: config.ropeTheta,
-                maxPositions: config.maxPositionEmbeddings,
-              },
-              verify: (plain: string, candidate: string) => sameLogits(plain, candidate, config, sessionOptions('cpu', opts, config.numHiddenLayers)),
-              verifyVersion: CHECK_ID,
-            }),
+        ...checkedRewrites(config, sessionOptions('cpu', opts, config.numHiddenLayers)),
       },
       (text) => notes.push(text),
       (message) => progress('session', message, 0.15),

@@ -10,6 +10,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { type ModelConfig, type ValueMetadataLike, validateSignature } from './modelFolder';
+import type { PrepareOptions } from './prepare';
+import type { AttentionShape } from './prepareAttention';
 import { DecoderSession } from './session';
 
 /**
@@ -26,6 +28,30 @@ export const MAX_TOLERANCE = 0.05;
 const CHECK_VERSION = 1;
 /** What a verdict depends on: this check and ONNX Runtime's kernels (PrepareOptions.verifyVersion). */
 export const CHECK_ID = `check ${CHECK_VERSION}, onnxruntime ${ort.env.versions.common}`;
+
+/** config.json's numbers the attention rewrite needs. */
+export function attentionShapeOf(config: ModelConfig): AttentionShape {
+  return {
+    numHeads: config.numAttentionHeads,
+    numKvHeads: config.numKeyValueHeads,
+    headDim: config.headDim,
+    ropeTheta: config.ropeTheta,
+    maxPositions: config.maxPositionEmbeddings,
+  };
+}
+
+/**
+ * The prepare options that turn on the checked rewrites for this model (none when its config has
+ * rope scaling or a sliding window): the attention shape, and the check run with `options`.
+ */
+export function checkedRewrites(config: ModelConfig, options: ort.InferenceSession.SessionOptions): Pick<PrepareOptions, 'attentionShape' | 'verify' | 'verifyVersion'> {
+  if (config.nonPlainAttention) return {};
+  return {
+    attentionShape: attentionShapeOf(config),
+    verify: (plain, candidate) => sameLogits(plain, candidate, config, options),
+    verifyVersion: CHECK_ID,
+  };
+}
 
 /** The token schedule: every call's logits are compared. */
 async function schedule(d: DecoderSession, vocab: number): Promise<Float32Array[]> {

@@ -44,37 +44,31 @@ export function indexGraph(fields: GraphField[]): GraphIndex | undefined {
   return { producer, consumers, graphInputs, isConstant };
 }
 
-/** Marks dropped every node whose outputs nothing live reads (graph outputs are the roots). */
+/**
+ * Marks dropped every node whose outputs nothing live reads (graph outputs are the roots), and the
+ * initializers only those nodes read (ONNX Runtime would warn about each at every load). Nodes that
+ * earlier rewrites placed before or after a field are pruned the same way.
+ */
 export function dropDeadNodes(fields: GraphField[], graphOutputs: string[]): void {
-  const all: Array<{ node: onnx.INodeProto; field?: GraphField }> = [];
-  for (const x of fields) {
-    for (const n of x.before ?? []) all.push({ node: n });
-    if (x.node && !x.dropped) all.push({ node: x.node, field: x });
-    for (const n of x.after ?? []) all.push({ node: n });
-  }
-  const producer = new Map<string, number>();
-  all.forEach((e, k) => {
-    for (const o of e.node.output ?? []) if (o) producer.set(o, k);
-  });
-  const live = new Set<number>();
-  const stack = graphOutputs.flatMap((n) => (producer.has(n) ? [producer.get(n)!] : []));
+  const index = indexGraph(fields);
+  if (!index) return;
+  const live = new Set<onnx.INodeProto>();
+  const stack = graphOutputs.flatMap((n) => index.producer.get(n)?.node ?? []);
   while (stack.length > 0) {
-    const k = stack.pop()!;
-    if (live.has(k)) continue;
-    live.add(k);
-    for (const i of all[k]!.node.input ?? []) if (i && producer.has(i)) stack.push(producer.get(i)!);
+    const n = stack.pop()!;
+    if (live.has(n)) continue;
+    live.add(n);
+    for (const i of n.input ?? []) {
+      const p = i ? index.producer.get(i) : undefined;
+      if (p) stack.push(p.node);
+    }
   }
-  all.forEach((e, k) => {
-    if (!live.has(k) && e.field) e.field.dropped = true;
-  });
-  // Initializers only the dropped nodes read (ONNX Runtime would warn about each at every load).
   const read = new Set(graphOutputs);
-  for (const k of live) for (const i of all[k]!.node.input ?? []) read.add(i);
-  const graphInputs = new Set(fields.flatMap((x) => (x.graphInput ? [x.graphInput] : [])));
-  for (const x of fields) if (x.init && !read.has(x.init.name) && !graphInputs.has(x.init.name)) x.dropped = true;
-  // New nodes (before/after lists) are all live by construction except replaced ones; prune those too.
+  for (const n of live) for (const i of n.input ?? []) read.add(i);
   for (const x of fields) {
-    if (x.before) x.before = x.before.filter((n) => live.has(producer.get(n.output![0]!)!));
-    if (x.after) x.after = x.after.filter((n) => live.has(producer.get(n.output![0]!)!));
+    if (x.node && !live.has(x.node)) x.dropped = true;
+    if (x.init && !read.has(x.init.name) && !index.graphInputs.has(x.init.name)) x.dropped = true;
+    if (x.before) x.before = x.before.filter((n) => live.has(n));
+    if (x.after) x.after = x.after.filter((n) => live.has(n));
   }
 }

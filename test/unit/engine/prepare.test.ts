@@ -18,7 +18,7 @@ import { R1Engine } from '../../../src/engine/engine';
 import { type ValueMetadataLike, readModelConfig, validateSignature } from '../../../src/engine/modelFolder';
 import { KV_NEW_ROWS_DIM, countUnpreparedNodes, defaultPrepareCacheDir, prepareModelForCpu } from '../../../src/engine/prepare';
 import { DecoderSession } from '../../../src/engine/session';
-import { sameLogits } from '../../../src/engine/prepareCheck';
+import { attentionShapeOf, sameLogits } from '../../../src/engine/prepareCheck';
 
 let modelDir: string;
 let source: string;
@@ -346,10 +346,7 @@ describe('prepareModelForCpu', () => {
 
 describe('the attention rewrite (GroupQueryAttention), kept only when checked', () => {
   const config = () => readModelConfig(modelDir);
-  const shapeOf = (ropeTheta = config().ropeTheta) => {
-    const c = config();
-    return { numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, ropeTheta, maxPositions: c.maxPositionEmbeddings };
-  };
+  const shapeOf = (ropeTheta = config().ropeTheta) => ({ ...attentionShapeOf(config()), ropeTheta });
   const check = (plain: string, candidate: string) => sameLogits(plain, candidate, config(), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
   const ops = (file: string) => graphOf(file).node.map((n) => n.opType);
 
