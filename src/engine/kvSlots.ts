@@ -24,6 +24,14 @@ import type { GraphSignature } from './types';
 
 export const CAPACITY_STEP = 256;
 
+/**
+ * Copies `n` rows of every head between two KV layouts [heads, rows, head_dim] of different row
+ * counts: rows [from, from + n) of `src` (srcRows per head) to rows [to, to + n) of `dst`.
+ */
+export function copyHeadRows<T extends Float32Array | Uint16Array>(src: T, srcRows: number, from: number, dst: T, dstRows: number, to: number, n: number, heads: number, hd: number): void {
+  for (let h = 0; h < heads; h++) dst.set(src.subarray((h * srcRows + from) * hd, (h * srcRows + from + n) * hd), (h * dstRows + to) * hd);
+}
+
 /** Whether the graph's present.* outputs carry only the new rows (a prepared graph). */
 export function usesNewRowsKv(signature: GraphSignature): boolean {
   const p = signature.outputs.find((o) => o.name === 'present.0.key');
@@ -86,13 +94,7 @@ export class SlotKvCache {
   private resize(cap: number): void {
     const { kv, hd } = this;
     const next = this.pastNames.map(() => new Float32Array(kv * cap * hd));
-    if (this.filled > 0) {
-      for (let t = 0; t < next.length; t++) {
-        for (let h = 0; h < kv; h++) {
-          next[t]!.set(this.bufs[t]!.subarray(h * this.capacity * hd, (h * this.capacity + this.filled) * hd), h * cap * hd);
-        }
-      }
-    }
+    if (this.filled > 0) for (let t = 0; t < next.length; t++) copyHeadRows(this.bufs[t]!, this.capacity, 0, next[t]!, cap, 0, this.filled, kv, hd);
     this.bufs = next;
     this.capacity = cap;
     this.pastTensors = next.map((b) => new ort.Tensor('float32', b, [1, kv, cap, hd]));
@@ -145,8 +147,7 @@ export class SlotKvCache {
       if (rows.length !== kv * seq * hd) {
         throw new ModelError('signature-mismatch', `'${this.presentNames[t]}' has ${rows.length} values; ${kv * seq * hd} new rows were expected.`, 'Prepare the model again (delete the prepared copy).');
       }
-      const buf = this.bufs[t]!;
-      for (let h = 0; h < kv; h++) buf.set(rows.subarray(h * seq * hd, (h + 1) * seq * hd), (h * capacity + this.filled) * hd);
+      copyHeadRows(rows, seq, 0, this.bufs[t]!, capacity, this.filled, seq, kv, hd);
     }
     this.filled += seq;
     const logits = out.logits as ort.Tensor;

@@ -11,7 +11,7 @@
 import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
 import { runModel } from './run';
-import { SlotKvCache, usesNewRowsKv } from './kvSlots';
+import { SlotKvCache, copyHeadRows, usesNewRowsKv } from './kvSlots';
 import type { GraphSignature } from './types';
 
 type KvData = Float32Array | Uint16Array;
@@ -49,7 +49,7 @@ function keepRows(t: ort.Tensor, keep: number): ort.Tensor {
   const [b, kv, rows, hd] = t.dims as [number, number, number, number];
   const src = t.data as Float32Array | Uint16Array;
   const out = new (src.constructor as new (n: number) => Float32Array | Uint16Array)(b * kv * keep * hd);
-  for (let h = 0; h < b * kv; h++) out.set(src.subarray(h * rows * hd, (h * rows + keep) * hd), h * keep * hd);
+  copyHeadRows(src, rows, 0, out, keep, 0, keep, b * kv, hd);
   return new ort.Tensor(t.type as 'float32' | 'float16', out, [b, kv, keep, hd]);
 }
 
