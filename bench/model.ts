@@ -179,40 +179,49 @@ function writeStreaming(path: string, model: onnx.ModelProto, lazy: LazyTensor[]
   return written;
 }
 
+/** A placeholder initializer in the builder (so names and inputs check) whose bytes are streamed. */
+function addLazy(g: GraphBuilder, lazy: LazyTensor[], hint: string, dtype: DType, dims: number[], byteLength: number, produce: LazyTensor['produce']): string {
+  const name = g.init(hint, { dtype, dims, raw: new Uint8Array(0) });
+  lazy.push({ name, dtype, dims, byteLength, produce });
+  return name;
+}
+
+/**
+ * `x` times a random [K, N] weight in the q4 layout (MatMulNBits, 4-bit, block 32, symmetric:
+ * weights `<hint>.weight_Q4` and scales `<hint>.weight_scales` uniform in `scales`, both streamed).
+ * Returns the output and the weight bytes.
+ */
+function q4MatMul(g: GraphBuilder, lazy: LazyTensor[], seed: number, x: string, K: number, N: number, hint: string, scales: [number, number], attrs: Record<string, number> = {}): { y: string; bytes: number } {
+  const blocks = Math.ceil(K / BLOCK_SIZE);
+  const blob = BLOCK_SIZE / 2;
+  const qName = `${hint}.weight_Q4`;
+  const sName = `${hint}.weight_scales`;
+  const q = addLazy(g, lazy, qName, 'uint8', [N, blocks, blob], N * blocks * blob, randomBytes(seedFor(seed, qName), N * blocks * blob));
+  const sc = addLazy(g, lazy, sName, 'float32', [N * blocks], N * blocks * 4, uniformFloats(seedFor(seed, sName), N * blocks, scales[0], scales[1]));
+  const y = g.op('MatMulNBits', [x, q, sc], { K, N, bits: 4, block_size: BLOCK_SIZE, ...attrs }, { domain: 'com.microsoft', name: `${hint}/MatMul_Q4` });
+  return { y, bytes: N * blocks * (blob + 4) };
+}
+
 /** Builds the q4 graph description: the small part as a GraphBuilder, the large tensors as lazy ones. */
 export function buildBenchGraph(shape: BenchShape, seed: number): { g: GraphBuilder; lazy: LazyTensor[]; stats: Omit<BenchModelManifest, 'shape' | 'seed' | 'spec' | 'file' | 'fileBytes' | 'otherBytes' | 'weightBytesPerToken'> } {
   const spec = SHAPES[shape];
   const lazy: LazyTensor[] = [];
   const stats = { quantizedBytes: 0, embeddingBytes: 0, matMulNBitsNodes: 0 };
   const biasRng = new Rng(seedFor(seed, 'biases'));
-  const addLazy = (g: GraphBuilder, hint: string, dtype: DType, dims: number[], byteLength: number, produce: LazyTensor['produce']): string => {
-    // A placeholder initializer in the builder (so names and inputs check); its bytes are streamed.
-    const name = g.init(hint, { dtype, dims, raw: new Uint8Array(0) });
-    lazy.push({ name, dtype, dims, byteLength, produce });
-    return name;
-  };
   const g = buildTinyQwen2Graph(
     { ...spec, vocabSize: VOCAB_SIZE, kvDtype: 'float32', seed },
     {
       embedding: (gb, V, H) => {
         stats.embeddingBytes += V * H * 4;
         const name = 'model.embed_tokens.weight';
-        return addLazy(gb, name, 'float32', [V, H], V * H * 4, uniformFloats(seedFor(seed, name), V * H, -1, 1));
+        return addLazy(gb, lazy, name, 'float32', [V, H], V * H * 4, uniformFloats(seedFor(seed, name), V * H, -1, 1));
       },
       linear: (gb, x, inF, outF, scale, hint, bias) => {
-        const K = inF;
-        const N = outF;
-        const blocks = Math.ceil(K / BLOCK_SIZE);
-        const blob = BLOCK_SIZE / 2;
-        const qName = `${hint}.weight_Q4`;
-        const sName = `${hint}.weight_scales`;
         // Symmetric 4-bit: w = (q - 8) * s; q uniform in 0..15 has a spread of about 4.6, so
         // s = scale / 8 gives weights about as spread as uniform(±scale).
-        const q = addLazy(gb, qName, 'uint8', [N, blocks, blob], N * blocks * blob, randomBytes(seedFor(seed, qName), N * blocks * blob));
-        const s = addLazy(gb, sName, 'float32', [N * blocks], N * blocks * 4, uniformFloats(seedFor(seed, sName), N * blocks, (0.75 * scale) / 8, (1.25 * scale) / 8));
-        stats.quantizedBytes += N * blocks * blob + N * blocks * 4;
+        const { y, bytes } = q4MatMul(gb, lazy, seed, x, inF, outF, hint, [(0.75 * scale) / 8, (1.25 * scale) / 8]);
+        stats.quantizedBytes += bytes;
         stats.matMulNBitsNodes++;
-        const y = gb.op('MatMulNBits', [x, q, s], { K, N, bits: 4, block_size: BLOCK_SIZE }, { domain: 'com.microsoft', name: `${hint}/MatMul_Q4` });
         if (bias === undefined) return y;
         return gb.op('Add', [y, gb.init(`${hint}.bias`, f32(biasRng.uniform(outF, bias), [outF]))]);
       },
@@ -248,18 +257,9 @@ export function buildLinearFloorGraph(shape: BenchShape, seed: number): { g: Gra
   const zero = g.constI64([0]);
   const one = g.constI64([1]);
   const linear = (input: string, K: number, N: number, hint: string) => {
-    const blocks = Math.ceil(K / BLOCK_SIZE);
-    const blob = BLOCK_SIZE / 2;
-    const add = (name: string, dtype: DType, dims: number[], bytes: number, produce: LazyTensor['produce']) => {
-      const n = g.init(name, { dtype, dims, raw: new Uint8Array(0) });
-      lazy.push({ name: n, dtype, dims, byteLength: bytes, produce });
-      return n;
-    };
-    const q = add(`${hint}.weight_Q4`, 'uint8', [N, blocks, blob], N * blocks * blob, randomBytes(seedFor(seed, `${hint}.weight_Q4`), N * blocks * blob));
-    const sc = add(`${hint}.weight_scales`, 'float32', [N * blocks], N * blocks * 4, uniformFloats(seedFor(seed, `${hint}.weight_scales`), N * blocks, 0.001, 0.002));
-    quantizedBytes += N * blocks * (blob + 4);
-    const out = g.op('MatMulNBits', [input, q, sc], { K, N, bits: 4, block_size: BLOCK_SIZE, accuracy_level: 4 }, { domain: 'com.microsoft', name: `${hint}/MatMul_Q4` });
-    cols.push(g.op('Slice', [out, zero, one, one]));
+    const { y, bytes } = q4MatMul(g, lazy, seed, input, K, N, hint, [0.001, 0.002], { accuracy_level: 4 });
+    quantizedBytes += bytes;
+    cols.push(g.op('Slice', [y, zero, one, one]));
   };
   for (let l = 0; l < spec.numLayers; l++) {
     const p = `model.layers.${l}`;
