@@ -6,16 +6,9 @@
  * `--check` only reports. Exit codes: 0 done (or check passed), 1 failed (or check failed),
  * 2 usage error, 130 cancelled (Ctrl-C).
  */
-import {
-  type CheckCudaOptions,
-  type CudaInstallProgress,
-  type CudaRuntimeCheck,
-  checkCudaRuntime,
-  findOnnxruntimeNode,
-  getCudaProviderStatus,
-  installCudaProvider,
-} from '../engine/download/cuda';
-import { isDownloadError } from '../engine/download/errors';
+import { type CudaInstallProgress, findOnnxruntimeNode, getCudaProviderStatus, installCudaProvider } from '../install/cuda';
+import { isDownloadError } from '../install/errors';
+import { type CheckCudaOptions, type CudaRuntimeCheck, checkCudaRuntime } from '../platform/cuda';
 import type { InstallCudaArgs } from './args';
 
 export interface InstallCudaIO {

@@ -8,8 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { R1Engine } from '../engine/engine';
-import type { CheckCudaOptions } from '../engine/download/cuda';
-import { isDownloadError } from '../engine/download/errors';
+import { isDownloadError } from '../install/errors';
+import type { CheckCudaOptions } from '../platform/cuda';
 import { describeError, isModelError } from '../engine/errors';
 import type { GenerationResult, LoadOptions, PromptRequest, StreamEvent } from '../engine/types';
 import { type AskArgs, type CommonArgs, type InfoArgs, USAGE, UsageError, parseCli } from './args';

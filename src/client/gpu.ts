@@ -6,8 +6,9 @@
  * libraries atomically into this extension's own onnxruntime-node (bin/napi-v6/linux/x64).
  */
 import * as vscode from 'vscode';
-import { checkCudaRuntime, DEFAULT_NUGET_FEED, findOnnxruntimeNode, getCudaProviderStatus, installCudaProvider } from '../engine/download/cuda';
-import { isDownloadError } from '../engine/download/errors';
+import { DEFAULT_NUGET_FEED, findOnnxruntimeNode, getCudaProviderStatus, installCudaProvider } from '../install/cuda';
+import { isDownloadError } from '../install/errors';
+import { checkCudaRuntime } from '../platform/cuda';
 import type { ProviderFallbackNotification } from '../protocol/server';
 import {
   GPU_TROUBLESHOOTING_HEADING,

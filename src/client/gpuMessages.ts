@@ -2,7 +2,8 @@
  * The texts of GPU support in the editor: the fallback warning, the CUDA runtime problem and the
  * install progress. Pure functions (no `vscode` import), so they are unit-tested under Node.
  */
-import type { CudaInstallProgress, CudaRuntimeCheck } from '../engine/download/cuda';
+import type { CudaInstallProgress } from '../install/cuda';
+import type { CudaRuntimeCheck } from '../platform/cuda';
 import type { ProviderFallback } from '../protocol/server';
 
 /** The README heading the "Troubleshooting" buttons open, and its GitHub-style anchor. */

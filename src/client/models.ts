@@ -6,10 +6,9 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
-import { DEFAULT_HUB_URL, DEFAULT_MODEL_REPO, downloadModel, readDownloadManifest } from '../engine/download/hub';
-import { isDownloadError } from '../engine/download/errors';
-import type { ModelVariant } from '../engine/types';
-import { ValidateModelRequest } from '../protocol/server';
+import { DEFAULT_HUB_URL, DEFAULT_MODEL_REPO, downloadModel, readDownloadManifest } from '../install/hub';
+import { isDownloadError } from '../install/errors';
+import { type ModelVariant, ValidateModelRequest } from '../protocol/server';
 import type { R1Server } from './server';
 import { providerLabel } from './status';
 

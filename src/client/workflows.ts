@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-languageclient/node';
-import type { DiagnosticInfo, GenerationResult } from '../engine/types';
+import type { DiagnosticInfo, GenerationResult } from '../protocol/server';
 import {
   AskRequest,
   ExplainRequest,

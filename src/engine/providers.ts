@@ -13,7 +13,8 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { checkCudaRuntime, parseLdconfig, runLdconfig, type CheckCudaOptions } from './download/cuda';
+import { checkCudaRuntime, type CheckCudaOptions } from '../platform/cuda';
+import { hasVulkanLoader } from '../platform/vulkan';
 import { ModelError } from './errors';
 import type { ExecutionProvider, ProviderAttempt, ProviderPreference } from './types';
 
@@ -153,10 +154,7 @@ export async function probeExecutionProviders(cudaCheck?: CheckCudaOptions): Pro
   const probe = probePlatform();
   if (probe.platform === 'linux' && probe.supportedBackends.includes('webgpu')) {
     // Without a Vulkan loader Dawn finds no adapter (and prints a warning on stderr): skip it.
-    probe.vulkanLoader = await runLdconfig().then(
-      (out) => parseLdconfig(out, probe.arch).has('libvulkan.so.1'),
-      () => undefined,
-    );
+    probe.vulkanLoader = await hasVulkanLoader(probe.arch);
   }
   if (probe.cudaLibraryPresent && probe.platform === 'linux' && probe.arch === 'x64') {
     try {

@@ -6,6 +6,9 @@
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
 import type { ChatTurn, DiagnosticInfo, GenerationResult, ModelInfo, PromptKind } from '../engine/types';
 
+/** The engine's types that cross the wire; the client reaches them only through this file. */
+export type { ChatTurn, CodeBlock, DiagnosticInfo, GenerationResult, ModelInfo, ModelVariant, PromptKind } from '../engine/types';
+
 /** What the server is doing; shown by the client's status item. */
 export type ServerState =
   | { kind: 'starting' }

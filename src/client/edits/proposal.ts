@@ -1,7 +1,7 @@
 /**
  * Turning a fix's answer into the text of a proposed edit. Pure: unit-tested under plain Node.
  */
-import type { CodeBlock } from '../../engine/types';
+import type { CodeBlock } from '../../protocol/server';
 
 const LANGUAGE_ALIASES: Record<string, string[]> = {
   typescript: ['ts', 'typescript', 'tsx'],

@@ -14,8 +14,9 @@ import { afterEach, describe, test } from 'node:test';
 import { ZipFile } from 'yazl';
 import { UsageError, parseCli } from '../../../src/cli/args';
 import { type CliIO, main } from '../../../src/cli/main';
-import { CUDA_MARKER_FILE, CUDA_PACKAGE_ID, CUDA_RUNTIME_LIBRARIES } from '../../../src/engine/download/cuda';
-import { bytes, installFakeFeed, startLoopback, type Loopback, tempDirs } from '../download/loopback';
+import { CUDA_MARKER_FILE, CUDA_PACKAGE_ID } from '../../../src/install/cuda';
+import { CUDA_RUNTIME_LIBRARIES } from '../../../src/platform/cuda';
+import { bytes, installFakeFeed, startLoopback, type Loopback, tempDirs } from '../install/loopback';
 
 const ROOT = resolve(__dirname, '../../..');
 const VERSION = '1.30.0';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { checkCudaRuntime } from '../../../src/engine/download/cuda';
+import { checkCudaRuntime } from '../../../src/platform/cuda';
 import {
   GPU_TROUBLESHOOTING_ANCHOR,
   GPU_TROUBLESHOOTING_HEADING,

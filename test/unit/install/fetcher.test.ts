@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { DownloadError, downloadFile, fetchJson, type DownloadProgress } from '../../../src/engine/download';
-import { backoffDelay, parseRetryAfter, resolveRetry } from '../../../src/engine/download/retry';
-import { SpeedMeter, Throttle } from '../../../src/engine/download/progress';
+import { DownloadError, downloadFile, fetchJson, type DownloadProgress } from '../../../src/install';
+import { backoffDelay, parseRetryAfter, resolveRetry } from '../../../src/install/retry';
+import { SpeedMeter, Throttle } from '../../../src/install/progress';
 import { bytes, closedPort, gitBlobSha1, serveBytes, sha256, startLoopback, type Loopback } from './loopback';
 
 let dir: string;

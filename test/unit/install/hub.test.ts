@@ -14,7 +14,7 @@ import {
   selectVariantFiles,
   type HubTreeEntry,
   type ModelDownloadProgress,
-} from '../../../src/engine/download';
+} from '../../../src/install';
 import { bytes, closedPort, fileRequests, installFakeHub, sha256, startLoopback, type FakeHubFile, type Loopback, tempDirs } from './loopback';
 
 const REPO = 'onnx-community/DeepSeek-R1-Distill-Qwen-1.5B-ONNX';

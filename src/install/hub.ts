@@ -17,7 +17,7 @@
 import { mkdir, open, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { ModelVariant } from '../types';
+import type { ModelVariant } from '../engine/types';
 import { DownloadError, MODEL_OFFLINE_HINT } from './errors';
 import { commitFile, downloadFile, fetchJson, type NetworkOptions } from './fetcher';
 import { errorCode } from './http';

@@ -1,15 +1,8 @@
 /**
- * CUDA support for onnxruntime-node on Linux x64: checking that the CUDA 12 / cuDNN 9 runtime
- * libraries can be loaded, and installing ONNX Runtime's CUDA provider libraries from the NuGet
- * package Microsoft.ML.OnnxRuntime.Gpu.Linux (what onnxruntime-node's own postinstall would fetch,
- * which our .npmrc skips).
- *
- * Which libraries the CUDA provider needs: onnxruntime's CMake links
- * libonnxruntime_providers_cuda.so against cudart, cublas, cublasLt, curand and the driver
- * (libcuda.so.1); cuDNN 9 and cuFFT are linked in older builds and loaded at run time by newer ones
- * (cudnn_stub.cc / cufft_stub.cc), and onnxruntime's own Python preload list for Linux names
- * libcublasLt.so.12, libcublas.so.12, libcurand.so.10, libcufft.so.11, libcudart.so.12 and
- * libcudnn.so.9. All of them are checked, so that a release of either kind loads.
+ * CUDA support for onnxruntime-node on Linux x64: installing ONNX Runtime's CUDA provider libraries
+ * from the NuGet package Microsoft.ML.OnnxRuntime.Gpu.Linux (what onnxruntime-node's own
+ * postinstall would fetch, which our .npmrc skips), after checking that the CUDA 12 / cuDNN 9
+ * runtime libraries they load can be found (src/platform/cuda.ts).
  *
  * The package hash: the NuGet flat container serves only .nupkg/.nuspec/index.json, so the
  * expected sha512 comes from, in order: the `expectedSha512` option; a `.nupkg.sha512` sidecar next
@@ -17,14 +10,14 @@
  * NuGet catalog entry's `packageHash` reached through the feed's v3 service index (nuget.org's by
  * default). Without any of them nothing is installed ('no-hash').
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, delimiter, dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as yauzl from 'yauzl';
+import { checkCudaRuntime, type CheckCudaOptions, type CudaRuntimeCheck } from '../platform/cuda';
 import { CUDA_OFFLINE_HINT, DownloadError, offlineError } from './errors';
 import { downloadFile, fetchJson, normalizeSha512, statusError, type NetworkOptions } from './fetcher';
 import { classifyNetworkError, errorCode, openRequest, readBody } from './http';
@@ -40,196 +33,6 @@ export const CUDA_PROVIDER_ENTRIES = [
 ] as const;
 /** Written next to the provider libraries: which package they came from. */
 export const CUDA_MARKER_FILE = 'r1-cuda-provider.json';
-
-export interface CudaLibrarySpec {
-  soname: string;
-  component: string;
-}
-
-/** The runtime libraries the CUDA provider of onnxruntime 1.30 loads (see the file comment). */
-export const CUDA_RUNTIME_LIBRARIES: readonly CudaLibrarySpec[] = [
-  { soname: 'libcuda.so.1', component: 'NVIDIA driver' },
-  { soname: 'libcudart.so.12', component: 'CUDA 12 runtime' },
-  { soname: 'libcublas.so.12', component: 'CUDA 12 cuBLAS' },
-  { soname: 'libcublasLt.so.12', component: 'CUDA 12 cuBLASLt' },
-  { soname: 'libcurand.so.10', component: 'CUDA 12 cuRAND' },
-  { soname: 'libcufft.so.11', component: 'CUDA 12 cuFFT' },
-  { soname: 'libcudnn.so.9', component: 'cuDNN 9' },
-];
-
-/** Folders where CUDA installs usually put the libraries. */
-export const DEFAULT_CUDA_SEARCH_PATHS: readonly string[] = [
-  '/usr/local/cuda/lib64',
-  '/usr/local/cuda/targets/x86_64-linux/lib',
-  '/usr/lib/x86_64-linux-gnu',
-  '/lib/x86_64-linux-gnu',
-  '/usr/lib64',
-  '/usr/lib/wsl/lib',
-];
-
-/** Folders the dynamic loader searches without configuration (glibc trusted dirs, multiarch). */
-const LOADER_DEFAULT_DIRS = new Set(['/lib', '/usr/lib', '/lib64', '/usr/lib64', '/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu']);
-
-export interface CheckCudaOptions {
-  /** Folders to look in besides the loader's (default DEFAULT_CUDA_SEARCH_PATHS and /usr/local/cuda-12*). */
-  searchPaths?: readonly string[];
-  /** The output of `ldconfig -p` (default: run it). */
-  ldconfigOutput?: string;
-  /** Environment for LD_LIBRARY_PATH (default process.env). */
-  env?: NodeJS.ProcessEnv;
-  platform?: NodeJS.Platform;
-  arch?: string;
-}
-
-export interface CudaLibraryStatus extends CudaLibrarySpec {
-  /**
-   * found: the loader will find it (ldconfig cache, LD_LIBRARY_PATH or a default folder);
-   * not-on-loader-path: present in a folder the loader does not search; missing: nowhere.
-   */
-  status: 'found' | 'not-on-loader-path' | 'missing';
-  path?: string;
-  via?: 'ldconfig' | 'LD_LIBRARY_PATH' | 'loader-default' | 'search-path';
-}
-
-export interface CudaRuntimeCheck {
-  /** Every library is found by the loader (and the platform is Linux x64). */
-  ok: boolean;
-  platformSupported: boolean;
-  libraries: CudaLibraryStatus[];
-  /** Sonames found nowhere. */
-  missing: string[];
-  /** Sonames present only in folders the loader does not search. */
-  notOnLoaderPath: string[];
-  /** One paragraph for the user: what is missing and what to do. */
-  message: string;
-  /** Why `ldconfig -p` could not be read, when it could not. */
-  ldconfigError?: string;
-}
-
-/** Parses `ldconfig -p`: soname → path, keeping only entries of the given architecture. */
-export function parseLdconfig(output: string, arch = 'x64'): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of output.split('\n')) {
-    const m = /^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S.*?)\s*$/.exec(line);
-    if (!m) continue;
-    const [, name, flags, path] = m;
-    if (arch === 'x64' && !/x86-64/.test(flags)) continue;
-    if (arch === 'arm64' && !/AArch64/i.test(flags)) continue;
-    if (!out.has(name)) out.set(name, path);
-  }
-  return out;
-}
-
-export function runLdconfig(): Promise<string> {
-  const candidates = ['/sbin/ldconfig', '/usr/sbin/ldconfig', 'ldconfig'];
-  return new Promise((resolve, reject) => {
-    const tryAt = (i: number, lastErr?: unknown) => {
-      if (i >= candidates.length) {
-        reject(lastErr instanceof Error ? lastErr : new Error('ldconfig not found'));
-        return;
-      }
-      execFile(candidates[i], ['-p'], { timeout: 5000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
-        if (err) tryAt(i + 1, err);
-        else resolve(stdout);
-      });
-    };
-    tryAt(0);
-  });
-}
-
-function cudaVersionedDirs(): string[] {
-  try {
-    return readdirSync('/usr/local')
-      .filter((n) => /^cuda-12(\.\d+)*$/.test(n))
-      .sort()
-      .reverse()
-      .map((n) => join('/usr/local', n, 'lib64'));
-  } catch {
-    return [];
-  }
-}
-
-/**
- * Finds the CUDA 12 and cuDNN 9 runtime libraries the way the dynamic loader would, and says
- * precisely which are missing or outside the loader's path.
- */
-export async function checkCudaRuntime(options: CheckCudaOptions = {}): Promise<CudaRuntimeCheck> {
-  const platform = options.platform ?? process.platform;
-  const arch = options.arch ?? process.arch;
-  const platformSupported = platform === 'linux' && arch === 'x64';
-  if (!platformSupported) {
-    return {
-      ok: false,
-      platformSupported,
-      libraries: CUDA_RUNTIME_LIBRARIES.map((l) => ({ ...l, status: 'missing' as const })),
-      missing: CUDA_RUNTIME_LIBRARIES.map((l) => l.soname),
-      notOnLoaderPath: [],
-      message: `CUDA support in onnxruntime-node is for Linux x64 only (this is ${platform} ${arch}).`,
-    };
-  }
-  let ldconfigError: string | undefined;
-  let ldOutput = options.ldconfigOutput;
-  if (ldOutput == null) {
-    try {
-      ldOutput = await runLdconfig();
-    } catch (e) {
-      ldconfigError = e instanceof Error ? e.message : String(e);
-      ldOutput = '';
-    }
-  }
-  const cache = parseLdconfig(ldOutput, arch);
-  const env = options.env ?? process.env;
-  const ldPath = (env.LD_LIBRARY_PATH ?? '').split(delimiter).filter((d) => d.length > 0);
-  const searchPaths = options.searchPaths ?? [...DEFAULT_CUDA_SEARCH_PATHS, ...cudaVersionedDirs()];
-
-  const libraries: CudaLibraryStatus[] = CUDA_RUNTIME_LIBRARIES.map((lib) => {
-    const cached = cache.get(lib.soname);
-    if (cached) return { ...lib, status: 'found', path: cached, via: 'ldconfig' };
-    for (const d of ldPath) {
-      const p = join(d, lib.soname);
-      if (existsSync(p)) return { ...lib, status: 'found', path: p, via: 'LD_LIBRARY_PATH' };
-    }
-    for (const d of searchPaths) {
-      const p = join(d, lib.soname);
-      if (existsSync(p)) {
-        return LOADER_DEFAULT_DIRS.has(d.replace(/\/+$/, ''))
-          ? { ...lib, status: 'found', path: p, via: 'loader-default' }
-          : { ...lib, status: 'not-on-loader-path', path: p, via: 'search-path' };
-      }
-    }
-    return { ...lib, status: 'missing' };
-  });
-  const missing = libraries.filter((l) => l.status === 'missing').map((l) => l.soname);
-  const notOnLoaderPath = libraries.filter((l) => l.status === 'not-on-loader-path').map((l) => l.soname);
-  const ok = missing.length === 0 && notOnLoaderPath.length === 0;
-  return { ok, platformSupported, libraries, missing, notOnLoaderPath, message: describeCheck(libraries), ...(ldconfigError ? { ldconfigError } : {}) };
-}
-
-function describeCheck(libraries: CudaLibraryStatus[]): string {
-  const missing = libraries.filter((l) => l.status === 'missing');
-  const hidden = libraries.filter((l) => l.status === 'not-on-loader-path');
-  if (missing.length === 0 && hidden.length === 0) return 'The CUDA 12 and cuDNN 9 runtime libraries were found.';
-  const parts: string[] = [];
-  if (missing.length > 0) {
-    parts.push(`Missing: ${missing.map((l) => `${l.soname} (${l.component})`).join(', ')}.`);
-    const needDriver = missing.some((l) => l.soname === 'libcuda.so.1');
-    const needCudnn = missing.some((l) => l.soname.startsWith('libcudnn'));
-    const needCuda = missing.some((l) => l.soname !== 'libcuda.so.1' && !l.soname.startsWith('libcudnn'));
-    const todo: string[] = [];
-    if (needDriver) todo.push('the NVIDIA driver');
-    if (needCuda) todo.push('the CUDA 12 runtime libraries (NVIDIA\'s cuda-libraries-12-x packages or the CUDA 12 toolkit)');
-    if (needCudnn) todo.push('cuDNN 9 for CUDA 12 (e.g. the libcudnn9-cuda-12 package)');
-    parts.push(`Install ${todo.join(', ')}, then run R1: Install CUDA Support again.`);
-  }
-  if (hidden.length > 0) {
-    const dirs = [...new Set(hidden.map((l) => dirname(l.path!)))];
-    parts.push(
-      `Found outside the loader's search path: ${hidden.map((l) => `${l.soname} in ${dirname(l.path!)}`).join(', ')}. ` +
-        `Add ${dirs.join(' and ')} to LD_LIBRARY_PATH for VS Code, or list ${dirs.length > 1 ? 'them' : 'it'} in /etc/ld.so.conf.d/ and run sudo ldconfig.`,
-    );
-  }
-  return parts.join(' ');
-}
 
 export interface OnnxruntimeNodeInfo {
   /** The onnxruntime-node package folder. */
