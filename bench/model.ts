@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path';
 import { onnx } from 'onnx-proto';
 import { type DType, GraphBuilder, elemType, f32 } from '../test/fixtures/onnx/graph';
 import { buildTinyQwen2Graph, type Qwen2Shape } from '../test/fixtures/onnx/qwen2';
-import { lenField } from '../src/engine/prepare';
+import { lenField } from '../src/engine/graph/protobuf';
 import { Rng } from '../test/fixtures/onnx/rng';
 import { GENERATION_CONFIG, R1_1_5B, VOCAB_SIZE, ensureFixture, qwen2Config } from '../test/fixtures/models';
 

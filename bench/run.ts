@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { measureBandwidth, type BandwidthResult } from './bandwidth';
 import type { ContenderKind, ContenderParams, ContenderResult } from './contender';
 import { BENCH_DIR, type BenchShape, buildBenchModel, DEFAULT_SEED } from './model';
-import type { GraphRewrites } from '../src/engine/prepare';
+import type { GraphRewrites } from '../src/engine/graph/rewrites';
 import type { LoadOptions, ProviderPreference } from '../src/engine/types';
 
 const ALL: ContenderKind[] = ['ours', 'transformers.js', 'bare-ort', 'linear-floor'];

@@ -32,8 +32,7 @@ import {
   probeExecutionProviders,
 } from './providers';
 import { firstRunOnDevice, keepsKvOnDevice, webgpuOutputLocations } from './device';
-import { withPreparedCpuModel } from './prepare';
-import { checkedRewrites } from './prepareCheck';
+import { withPreparedCpuModel } from './graph';
 import { DecoderSession } from './session';
 import { R1Tokenizer } from './tokenizer';
 import type {
@@ -163,11 +162,7 @@ export class R1Engine {
     const plan = planProviders(opts.provider, probe);
     const create = withPreparedCpuModel(
       internals.createSession ?? ((file, o) => ort.InferenceSession.create(file, o)),
-      {
-        prepareForCpu: opts.prepareForCpu,
-        cacheDir: opts.cacheDir,
-        ...checkedRewrites(config, sessionOptions('cpu', opts, config.numHiddenLayers)),
-      },
+      { config, cpuSessionOptions: sessionOptions('cpu', opts, config.numHiddenLayers), prepareForCpu: opts.prepareForCpu, cacheDir: opts.cacheDir },
       (text) => notes.push(text),
       (message) => progress('session', message, 0.15),
     );

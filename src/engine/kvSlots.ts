@@ -1,5 +1,5 @@
 /**
- * The engine-owned KV cache for prepared CPU graphs (prepare.ts, KV_NEW_ROWS_DIM): the graph
+ * The engine-owned KV cache for prepared CPU graphs (graph/, KV_NEW_ROWS_DIM): the graph
  * returns only the key/value rows of the tokens it just ran, and the engine keeps the cache.
  *
  * Why: onnxruntime-node copies every output into JS memory on every run. With the export's
@@ -11,7 +11,7 @@
  * [1, kv, capacity, d] without copying (ONNX Runtime reads input ArrayBuffers in place). Slots not
  * filled yet are masked out with attention_mask 0; position_ids carry the real positions, so the
  * graph's attention and rotary embedding see exactly the cached tokens (a copy whose attention
- * was rewritten, prepareAttention.ts, reads the valid lengths from the same mask). The new rows are copied
+ * was rewritten, graph/attention.ts, reads the valid lengths from the same mask). The new rows are copied
  * into their slots after each run (seq rows, a few KB a token). The capacity grows in steps of
  * CAPACITY_STEP, so unused slots cost at most that many masked keys, and the past tensors keep the
  * same shape between growths (ONNX Runtime's arena reuses its buffers).
@@ -19,7 +19,7 @@
 import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
 import { runModel } from './run';
-import { KV_NEW_ROWS_DIM } from './prepare';
+import { KV_NEW_ROWS_DIM } from './graph/rewrites';
 import type { GraphSignature } from './types';
 
 export const CAPACITY_STEP = 256;

@@ -16,9 +16,11 @@ import { buildBenchModel } from '../../../bench/model';
 import { GraphBuilder, f32 } from '../../fixtures/onnx/graph';
 import { R1Engine } from '../../../src/engine/engine';
 import { type ValueMetadataLike, readModelConfig, validateSignature } from '../../../src/engine/modelFolder';
-import { KV_NEW_ROWS_DIM, countUnpreparedNodes, defaultPrepareCacheDir, prepareModelForCpu } from '../../../src/engine/prepare';
+import { countUnpreparedNodes } from '../../../src/engine/graph/plan';
+import { defaultPrepareCacheDir, prepareModelForCpu } from '../../../src/engine/graph/prepare';
+import { KV_NEW_ROWS_DIM } from '../../../src/engine/graph/rewrites';
 import { DecoderSession } from '../../../src/engine/session';
-import { attentionShapeOf, sameLogits } from '../../../src/engine/prepareCheck';
+import { attentionShapeOf, sameLogits } from '../../../src/engine/graph/check';
 
 let modelDir: string;
 let source: string;

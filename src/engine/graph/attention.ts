@@ -1,5 +1,5 @@
 /**
- * The attention rewrite of the prepared CPU copy (prepare.ts): each layer's attention subgraph of
+ * The attention rewrite of the prepared CPU copy (prepare.ts, rewrites.ts): each layer's attention subgraph of
  * the export (reshape, rotary embedding from position_ids, repeat_kv, QKᵀ, mask, softmax, ·V,
  * about 40 small nodes) becomes one `com.microsoft` GroupQueryAttention node, ONNX Runtime's fused
  * kernel: rotary embedding, KV append and causal attention in one pass over the cache.
@@ -17,8 +17,8 @@
  * to the rows of this run, [filled, filled + seq).
  */
 import { onnx } from 'onnx-proto';
-import type { GraphField } from './prepare';
-import { dropDeadNodes, indexGraph } from './prepareGraph';
+import { dropDeadNodes, indexGraph } from './graphIndex';
+import type { GraphField } from './protobuf';
 
 /** config.json's attention numbers; the rewrite is attempted only with these. */
 export interface AttentionShape {

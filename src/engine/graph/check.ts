@@ -1,5 +1,5 @@
 /**
- * The check that decides whether a prepared copy's attention rewrite (prepareAttention.ts) is
+ * The check that decides whether a prepared copy's attention rewrite (attention.ts) is
  * kept: the copy with it and the copy without it run the same token schedule through the engine's
  * own decoder, and their logits must agree. The schedule covers what the engine does with a
  * model: a short request, then an unrelated prompt that starts over on the same KV slots (stale
@@ -9,10 +9,10 @@
  * One session at a time, released before the next: the check never holds two models in memory.
  */
 import * as ort from 'onnxruntime-node';
-import { type ModelConfig, type ValueMetadataLike, validateSignature } from './modelFolder';
+import { type ModelConfig, type ValueMetadataLike, validateSignature } from '../modelFolder';
+import { DecoderSession } from '../session';
+import type { AttentionShape } from './attention';
 import type { PrepareOptions } from './prepare';
-import type { AttentionShape } from './prepareAttention';
-import { DecoderSession } from './session';
 
 /**
  * What may differ: the attention's summation order, whose last-bit differences can flip the int8

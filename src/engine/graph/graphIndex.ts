@@ -1,9 +1,9 @@
 /**
- * Graph plumbing for the prepared copy's structural rewrites (prepareAttention.ts): an index of
+ * Graph plumbing for the prepared copy's structural rewrites (attention.ts): an index of
  * who produces and who reads each value, and the removal of what nothing reads anymore.
  */
 import type { onnx } from 'onnx-proto';
-import type { GraphField } from './prepare';
+import type { GraphField } from './protobuf';
 
 export interface GraphIndex {
   /** The node that outputs a value, and its field when it is one of the file's own nodes. */

@@ -1,0 +1,78 @@
+/**
+ * The prepared CPU copy of a model (prepare.ts says what it is and why). The engine calls one
+ * function here, withPreparedCpuModel, and reads one fact of the prepared graph, KV_NEW_ROWS_DIM
+ * (rewrites.ts), in its KV slots.
+ *
+ *   index.ts       the session factory the engine uses
+ *   prepare.ts     where the copy goes, when it is (re)written, the two-copy check around it
+ *   plan.ts        one walk over the file: decode the graph message, rewrite, plan the output
+ *   rewrites.ts    accuracy level, last-position logits, new KV rows only; calls the two below
+ *   fuse.ts        MatMulNBits nodes sharing an input become one wider node
+ *   attention.ts   each layer's attention becomes one GroupQueryAttention node
+ *   graphIndex.ts  producers and consumers of values, dead-node removal
+ *   check.ts       the copies run the engine's decoder; the rewrite is kept if the logits agree
+ *   protobuf.ts    field-level protobuf over the file, the type every file here shares
+ */
+import { basename } from 'node:path';
+import type * as ort from 'onnxruntime-node';
+import type { ModelConfig } from '../modelFolder';
+import { checkedRewrites } from './check';
+import { type PrepareOptions, type PrepareResult, prepareModelForCpu } from './prepare';
+import { CPU_ACCURACY_LEVEL } from './rewrites';
+
+export interface PreparedCpuOptions {
+  /** The model's config.json: the attention rewrite and its check need its numbers. */
+  config: ModelConfig;
+  /** The CPU session options the check runs both copies with (those the engine will load with). */
+  cpuSessionOptions: ort.InferenceSession.SessionOptions;
+  /** False: load the source as it is. Default true. */
+  prepareForCpu?: boolean;
+  /** Folder for prepared copies (default: the user cache folder). */
+  cacheDir?: string;
+}
+
+/**
+ * The session factory the engine uses: CPU sessions (the first execution provider is `cpu`) load
+ * the prepared copy, with the checked rewrites this model's config allows, unless `prepareForCpu`
+ * is false; a copy that cannot be made or loaded falls back to the source file, with a note. Other
+ * providers load the source as it is.
+ */
+export function withPreparedCpuModel<S, O extends { executionProviders?: readonly unknown[] }>(
+  create: (file: string, options: O) => Promise<S>,
+  prepared: PreparedCpuOptions,
+  note: (text: string) => void,
+  progress?: (message: string) => void,
+): (file: string, options: O) => Promise<S> {
+  const opts: PrepareOptions = { cacheDir: prepared.cacheDir, ...checkedRewrites(prepared.config, prepared.cpuSessionOptions) };
+  return async (file, options) => {
+    const first = options.executionProviders?.[0];
+    const name = typeof first === 'string' ? first : (first as { name?: string } | undefined)?.name;
+    if (name !== 'cpu' || prepared.prepareForCpu === false) return create(file, options);
+    let r: PrepareResult;
+    try {
+      progress?.(`preparing ${basename(file)} for the CPU, once (accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL} on MatMulNBits${opts.verify && opts.attentionShape ? ', fused attention checked against the plain copy' : ''})`);
+      r = await prepareModelForCpu(file, opts);
+    } catch (e) {
+      note(`The model could not be prepared for the CPU (${(e as Error).message}); it runs as it is.`);
+      return create(file, options);
+    }
+    if (!r.prepared) {
+      if (r.reason && !r.reason.startsWith('no MatMulNBits')) note(`The model was not prepared for the CPU: ${r.reason}.`);
+      return create(file, options);
+    }
+    try {
+      const s = await create(r.file, options);
+      note(
+        r.reused
+          ? `Loaded the CPU-prepared copy ${r.file} (MatMulNBits at accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL}: int8 compute).`
+          : `Wrote a CPU-prepared copy ${r.file} in ${r.ms} ms: ${r.rewrittenNodes} MatMulNBits nodes at accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL} (int8 compute)${r.fusedMatMuls?.from ? `, ${r.fusedMatMuls.from} of them fused into ${r.fusedMatMuls.to} wider nodes` : ''}${
+            r.attentionLayers ? `; the attention of ${r.attentionLayers} layers runs as GroupQueryAttention (checked against the plain copy)` : ''
+          }${r.attentionRejected ? `; the attention was left as exported: the GroupQueryAttention rewrite was dropped because ${r.attentionRejected}` : ''}. Turn it off with the setting r1.cpu.prepareModel.`,
+      );
+      return s;
+    } catch (e) {
+      note(`The CPU-prepared copy ${r.file} failed to load (${(e as Error).message.split('\n')[0]}); the original file is used.`);
+      return create(file, options);
+    }
+  };
+}

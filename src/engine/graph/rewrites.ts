@@ -1,0 +1,162 @@
+/**
+ * The graph rewrites of the prepared CPU copy on the decoded graph (GraphRewrites): accuracy_level
+ * on MatMulNBits, logits of the last position only, present.* carrying the new KV rows only, then
+ * the attention rewrite (attention.ts) and the MatMulNBits fusion (fuse.ts).
+ */
+import { onnx } from 'onnx-proto';
+import { type AttentionShape, rewriteAttention } from './attention';
+import { fuseMatMulNBits } from './fuse';
+import type { GraphField, Segment } from './protobuf';
+
+/** accuracy_level 4: int8 compute in MatMulNBits (see prepare.ts). */
+export const CPU_ACCURACY_LEVEL = 4;
+
+/** Sets accuracy_level on MatMulNBits nodes that lack it (also inside subgraphs); returns how many. */
+export function rewriteNode(node: onnx.NodeProto, level: number): number {
+  let n = 0;
+  if (node.opType === 'MatMulNBits' && node.domain === 'com.microsoft') {
+    const attr = node.attribute.find((a) => a.name === 'accuracy_level');
+    if (!attr) {
+      node.attribute.push(onnx.AttributeProto.create({ name: 'accuracy_level', type: onnx.AttributeProto.AttributeType.INT, i: level }));
+      n++;
+    } else if (Number(attr.i) === 0) {
+      attr.i = level;
+      attr.type = onnx.AttributeProto.AttributeType.INT;
+      n++;
+    }
+  }
+  for (const a of node.attribute) {
+    for (const g of [a.g, ...(a.graphs ?? [])]) {
+      if (!g) continue;
+      for (const sub of g.node ?? []) n += rewriteNode(sub as onnx.NodeProto, level);
+    }
+  }
+  return n;
+}
+
+export interface GraphRewrites {
+  /** lm_head on the last position only (logits [batch, 1, vocab]). Default true. */
+  lastLogits?: boolean;
+  /** present.* outputs carry only the rows of this run (the engine keeps the cache). Default true. */
+  kvNewRows?: boolean;
+  /**
+   * MatMulNBits nodes that read the same input with the same K, bits, block size and accuracy level
+   * (q/k/v, gate/up) become one node over the concatenated weights, followed by a Split: same
+   * arithmetic per output column, fewer and wider kernels. Default true.
+   */
+  fuseMatMuls?: boolean;
+  /**
+   * Each layer's attention subgraph becomes one GroupQueryAttention node (attention.ts).
+   * Needs kvNewRows, `PrepareOptions.attentionShape` and `PrepareOptions.verify`. Default true.
+   */
+  attention?: boolean;
+}
+
+/**
+ * The symbolic dim a prepared graph's `present.*` outputs carry in place of the total length: they
+ * hold only the key/value rows of the tokens of this run, [batch, kv_heads, seq, head_dim]. The
+ * engine then keeps the cache itself (../kvSlots.ts).
+ */
+export const KV_NEW_ROWS_DIM = 'r1_new_sequence_length';
+
+export function wantedRewrites(r: GraphRewrites): Required<GraphRewrites> {
+  return { lastLogits: r.lastLogits ?? true, kvNewRows: r.kvNewRows ?? true, fuseMatMuls: r.fuseMatMuls ?? true, attention: r.attention ?? true };
+}
+
+/** The graph-level rewrites on decoded nodes and outputs; returns what was done. */
+export function rewriteGraph(
+  fields: GraphField[],
+  want: Required<GraphRewrites>,
+  extraInits: onnx.TensorProto[],
+  extraSegments: Segment[],
+  opset: number,
+  attentionShape?: AttentionShape,
+): { lastLogits: boolean; kvNewRows: boolean; fusedMatMuls: { from: number; to: number }; attentionLayers: number } {
+  const nodes = fields.filter((x) => x.node);
+  const outputs = fields.filter((x) => x.output);
+  const producer = new Map<string, GraphField>();
+  for (const x of nodes) for (const o of x.node!.output ?? []) producer.set(o, x);
+  const outputField = (name: string) => outputs.find((x) => x.output!.name === name);
+  const skipIdentity = (name: string): string => {
+    for (let i = 0; i < 8; i++) {
+      const p = producer.get(name)?.node;
+      if (!p || p.opType !== 'Identity') return name;
+      name = p.input![0]!;
+    }
+    return name;
+  };
+  let lastLogits = false;
+  if (want.lastLogits) {
+    const out = outputField('logits');
+    const headField = producer.get(skipIdentity('logits'));
+    const head = headField?.node;
+    const dims = out?.output?.type?.tensorType?.shape?.dim;
+    if (out && head && (head.opType === 'MatMulNBits' || head.opType === 'MatMul') && dims?.length === 3) {
+      const starts = 'r1_last_position/starts';
+      const ends = 'r1_last_position/ends';
+      const axes = 'r1_last_position/axes';
+      const i64 = (name: string, v: bigint) =>
+        onnx.TensorProto.create({ name, dims: [1], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(BigInt64Array.of(v).buffer) });
+      extraInits.push(i64(starts, -1n), i64(ends, 0x7fffffffffffffffn), i64(axes, 1n));
+      const sliced = 'r1_last_position/hidden';
+      const slice = onnx.NodeProto.create({ name: 'r1_last_position/Slice', opType: 'Slice', domain: '', input: [head.input![0]!, starts, ends, axes], output: [sliced] });
+      head.input![0] = sliced;
+      headField!.changed = true;
+      (headField!.before ??= []).push(slice);
+      dims[1] = onnx.TensorShapeProto.Dimension.create({ dimValue: 1 });
+      out.changed = true;
+      lastLogits = true;
+    }
+  }
+  let kvNewRows = false;
+  if (want.kvNewRows) {
+    // present.{i}.{kind} = Concat(past_key_values.{i}.{kind}, new, axis 2) for every layer, float32.
+    const plans: Array<() => void> = [];
+    const presents = outputs.filter((x) => /^present\.\d+\.(key|value)$/.test(x.output!.name ?? ''));
+    for (const out of presents) {
+      const name = out.output!.name!;
+      const past = name.replace(/^present\./, 'past_key_values.');
+      const direct = producer.get(name);
+      const concatField = producer.get(skipIdentity(name));
+      const c = concatField?.node;
+      const axis = Number(c?.attribute?.find((a) => a.name === 'axis')?.i ?? NaN);
+      const dims = out.output!.type?.tensorType?.shape?.dim;
+      const f32 = out.output!.type?.tensorType?.elemType === onnx.TensorProto.DataType.FLOAT;
+      if (!direct || !c || c.opType !== 'Concat' || c.input?.length !== 2 || (axis !== 2 && axis !== -2) || skipIdentity(c.input[0]!) !== past || dims?.length !== 4 || !f32) {
+        plans.length = 0;
+        break;
+      }
+      plans.push(() => {
+        const fresh = c.input![1]!;
+        if (direct.node!.opType === 'Identity') {
+          direct.node!.input![0] = fresh;
+          direct.changed = true;
+        } else {
+          // The Concat itself outputs present.*: rename its output for its consumers, and output the new rows.
+          const full = `${name}/r1_full`;
+          c.output![0] = full;
+          for (const x of nodes) {
+            const ins = x.node!.input ?? [];
+            for (let k = 0; k < ins.length; k++) {
+              if (ins[k] !== name) continue;
+              ins[k] = full;
+              x.changed = true;
+            }
+          }
+          concatField!.changed = true;
+          (concatField!.after ??= []).push(onnx.NodeProto.create({ name: `${name}/r1_new_rows`, opType: 'Identity', domain: '', input: [fresh], output: [name] }));
+        }
+        dims[2] = onnx.TensorShapeProto.Dimension.create({ dimParam: KV_NEW_ROWS_DIM });
+        out.changed = true;
+      });
+    }
+    if (plans.length > 0 && plans.length === presents.length) {
+      for (const p of plans) p();
+      kvNewRows = true;
+    }
+  }
+  // Attention before fusion: it finds the projections by their own nodes, which fusion replaces.
+  const attentionLayers = want.attention && kvNewRows && attentionShape ? rewriteAttention(fields, attentionShape, extraInits, opset) : 0;
+  const fusedMatMuls = want.fuseMatMuls ? fuseMatMulNBits(fields, extraInits, extraSegments, opset) : { from: 0, to: 0 };
+  return { lastLogits, kvNewRows, fusedMatMuls, attentionLayers };
+}
