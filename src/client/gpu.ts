@@ -13,12 +13,11 @@ import type { ProviderFallbackNotification } from '../protocol/server';
 import {
   GPU_TROUBLESHOOTING_HEADING,
   fallbackWarning,
-  formatBytes,
   installProgressText,
-  providerName,
   runtimeProblem,
   runtimeReport,
 } from './gpuMessages';
+import { formatBytes, providerLabel } from './labels';
 
 const TROUBLESHOOTING = 'Troubleshooting';
 /** globalState key: the provider fallbacks the user has been shown. */
@@ -143,7 +142,7 @@ export class GpuSupport {
       );
       this.log.info(`CUDA support installed: ${result.installed.join(', ')} (${formatBytes(result.packageBytes)} package, sha512 from the ${result.hashSource} verified).`);
       const pick = await vscode.window.showInformationMessage(
-        `R1: CUDA support ${result.version} is installed. Restart the server so that it runs on ${providerName('cuda')}.`,
+        `R1: CUDA support ${result.version} is installed. Restart the server so that it runs on ${providerLabel('cuda')}.`,
         'Restart Server',
       );
       if (pick) await this.restartServer();

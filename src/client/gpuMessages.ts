@@ -5,25 +5,20 @@
 import type { CudaInstallProgress } from '../install/cuda';
 import type { CudaRuntimeCheck } from '../platform/cuda';
 import type { ProviderFallback } from '../protocol/server';
+import { formatBytes, providerLabel } from './labels';
 
 /** The README heading the "Troubleshooting" buttons open, and its GitHub-style anchor. */
 export const GPU_TROUBLESHOOTING_HEADING = 'GPU troubleshooting';
 export const GPU_TROUBLESHOOTING_ANCHOR = 'gpu-troubleshooting';
 
-const LABELS: Record<string, string> = { cpu: 'CPU', cuda: 'CUDA', dml: 'DirectML', coreml: 'CoreML', webgpu: 'WebGPU' };
-
-export function providerName(provider: string): string {
-  return LABELS[provider] ?? provider;
-}
-
 /** One sentence per provider: "CUDA could not be used: <reason>." */
 export function describeFallbacks(fallbacks: readonly ProviderFallback[]): string {
-  return fallbacks.map((f) => `${providerName(f.provider)} could not be used: ${f.reason.replace(/\.?\s*$/, '')}.`).join(' ');
+  return fallbacks.map((f) => `${providerLabel(f.provider)} could not be used: ${f.reason.replace(/\.?\s*$/, '')}.`).join(' ');
 }
 
 /** The warning shown once per server session when auto mode fell back past GPU providers. */
 export function fallbackWarning(provider: string, fallbacks: readonly ProviderFallback[]): string {
-  const where = provider === 'cpu' ? 'the CPU, not the GPU' : providerName(provider);
+  const where = provider === 'cpu' ? 'the CPU, not the GPU' : providerLabel(provider);
   return `R1 is running on ${where}. ${describeFallbacks(fallbacks)}`;
 }
 
@@ -42,13 +37,6 @@ export function runtimeReport(check: Pick<CudaRuntimeCheck, 'libraries' | 'ldcon
   });
   if (check.ldconfigError) lines.push(`ldconfig -p could not be read: ${check.ldconfigError}`);
   return lines;
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(0)} kB`;
-  return `${n} B`;
 }
 
 const PHASES: Record<CudaInstallProgress['phase'], string> = {

@@ -10,18 +10,11 @@ import { DEFAULT_HUB_URL, DEFAULT_MODEL_REPO, downloadModel, readDownloadManifes
 import { isDownloadError } from '../install/errors';
 import { type ModelVariant, ValidateModelRequest } from '../protocol/server';
 import type { R1Server } from './server';
-import { providerLabel } from './status';
+import { formatBytes, providerLabel } from './labels';
 
 /** Where R1: Download Model puts the default model. */
 export function defaultModelDir(context: vscode.ExtensionContext): string {
   return join(context.globalStorageUri.fsPath, 'models', DEFAULT_MODEL_REPO.split('/')[1]);
-}
-
-function formatBytes(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(0)} kB`;
-  return `${n} B`;
 }
 
 export class ModelCommands {

@@ -1,5 +1,6 @@
 /** The status bar item that always says what the R1 server is doing and where the model runs. */
 import * as vscode from 'vscode';
+import { providerLabel } from './labels';
 import type { ClientState } from './server';
 
 export function describeState(state: ClientState): { text: string; tooltip: string; error: boolean } {
@@ -39,11 +40,6 @@ export function describeState(state: ClientState): { text: string; tooltip: stri
     case 'error':
       return { text: '$(error) R1', tooltip: `R1 Coder: ${state.message} Click to show the log.`, error: true };
   }
-}
-
-export function providerLabel(provider: string): string {
-  const labels: Record<string, string> = { cpu: 'CPU', cuda: 'CUDA', dml: 'DirectML', coreml: 'CoreML', webgpu: 'WebGPU' };
-  return labels[provider] ?? provider;
 }
 
 export class StatusItem implements vscode.Disposable {

@@ -63,6 +63,11 @@ function wholeLines(document: vscode.TextDocument, range: vscode.Range): vscode.
   return new vscode.Range(range.start.line, 0, end, document.lineAt(end).text.length);
 }
 
+/** A request id, unique in this window: the exchange, the server request and its stream share it. */
+function newRequestId(): string {
+  return `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}
+
 export class Workflows implements vscode.Disposable {
   private readonly runs = new Map<string, Run>();
   private readonly disposables: vscode.Disposable[] = [];
@@ -203,7 +208,7 @@ export class Workflows implements vscode.Disposable {
     prompt: string,
     target: { document: vscode.TextDocument; range?: vscode.Range; diagnostics: vscode.Diagnostic[] } | undefined,
   ): Promise<void> {
-    const id = `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const id = newRequestId();
     const params: GenerateParams = { requestId: id, question: command === 'ask' ? prompt : undefined };
     let selection: { startLine: number; endLine: number } | undefined;
     if (target) {
@@ -234,7 +239,7 @@ export class Workflows implements vscode.Disposable {
 
   private async followUp(text: string, parentId: string | undefined): Promise<void> {
     const parent = parentId !== undefined ? this.view.getExchange(parentId) : undefined;
-    const id = `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const id = newRequestId();
     const history = this.view.followUpTurns(parentId);
     this.view.startExchange({ id, command: 'followUp', prompt: text, parentId, file: parent?.info.file, selection: parent?.info.selection });
     void this.send('ask', { requestId: id, question: text, history });

@@ -18,6 +18,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
+import { TokenFeeds } from './feeds';
 import { runModel } from './run';
 import { KV_NEW_ROWS_DIM } from './graph/rewrites';
 import type { GraphSignature } from './types';
@@ -44,8 +45,7 @@ export class SlotKvCache {
   private bufs: Float32Array[] = [];
   private pastTensors: ort.Tensor[] = [];
   private mask = new BigInt64Array(0);
-  private iota = new BigInt64Array(0);
-  private idsBuf = new BigInt64Array(1);
+  private readonly tokenFeeds = new TokenFeeds();
   private readonly pastNames: string[] = [];
   private readonly presentNames: string[] = [];
   private readonly kv: number;
@@ -101,14 +101,6 @@ export class SlotKvCache {
     for (let t = 0; t < this.pastNames.length; t++) this.feeds[this.pastNames[t]!] = this.pastTensors[t]!;
   }
 
-  private ensureScratch(total: number, seqEnd: number): void {
-    if (this.mask.length < total) this.mask = new BigInt64Array(Math.max(total, this.mask.length * 2));
-    if (this.iota.length < seqEnd) {
-      const n = Math.max(seqEnd, this.iota.length * 2, 1024);
-      this.iota = new BigInt64Array(n);
-      for (let i = 0; i < n; i++) this.iota[i] = BigInt(i);
-    }
-  }
 
   /** Runs `ids` after the cached tokens and returns the last position's logits (a view; copy to keep). */
   async forward(ids: ArrayLike<number>): Promise<Float32Array> {
@@ -120,23 +112,15 @@ export class SlotKvCache {
     this.grow(this.filled);
     const cap = this.capacity;
     const total = cap + seq;
-    this.ensureScratch(total, this.filled + seq);
+    if (this.mask.length < total) this.mask = new BigInt64Array(Math.max(total, this.mask.length * 2));
     const mask = this.mask.subarray(0, total);
     mask.fill(1n, 0, this.filled);
     mask.fill(0n, this.filled, cap);
     mask.fill(1n, cap, total);
-    let idsData: BigInt64Array;
-    if (seq === 1) {
-      this.idsBuf[0] = BigInt(ids[0]!);
-      idsData = this.idsBuf;
-    } else {
-      idsData = new BigInt64Array(seq);
-      for (let i = 0; i < seq; i++) idsData[i] = BigInt(ids[i]!);
-    }
     const feeds = this.feeds;
-    feeds.input_ids = new ort.Tensor('int64', idsData, [1, seq]);
+    feeds.input_ids = this.tokenFeeds.inputIds(ids);
     feeds.attention_mask = new ort.Tensor('int64', mask, [1, total]);
-    feeds.position_ids = new ort.Tensor('int64', this.iota.subarray(this.filled, this.filled + seq), [1, seq]);
+    feeds.position_ids = this.tokenFeeds.positionIds(this.filled, seq);
     const out = await runModel(this.session, feeds);
     this.grow(this.filled + seq);
     const { kv, hd, capacity } = this;

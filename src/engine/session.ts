@@ -10,6 +10,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
+import { TokenFeeds } from './feeds';
 import { runModel } from './run';
 import { SlotKvCache, copyHeadRows, usesNewRowsKv } from './kvSlots';
 import type { GraphSignature } from './types';
@@ -65,8 +66,7 @@ export class DecoderSession {
   /** The token ids in the cache (either kind), in order. */
   private tokens: number[] = [];
   private ones = new BigInt64Array(0);
-  private iota = new BigInt64Array(0);
-  private idsBuf = new BigInt64Array(1);
+  private readonly tokenFeeds = new TokenFeeds();
   private logitsBuf: Float32Array;
   private readonly pastNames: string[] = [];
   private readonly presentNames: string[] = [];
@@ -135,8 +135,6 @@ export class DecoderSession {
     let cap = Math.max(256, this.ones.length);
     while (cap < total) cap *= 2;
     this.ones = new BigInt64Array(cap).fill(1n);
-    this.iota = new BigInt64Array(cap);
-    for (let i = 0; i < cap; i++) this.iota[i] = BigInt(i);
   }
 
   /**
@@ -156,21 +154,13 @@ export class DecoderSession {
     const pastLen = this.tokens.length;
     const total = pastLen + seq;
     this.ensure(total);
-    let idsData: BigInt64Array;
-    if (seq === 1) {
-      this.idsBuf[0] = BigInt(ids[0]!);
-      idsData = this.idsBuf;
-    } else {
-      idsData = new BigInt64Array(seq);
-      for (let i = 0; i < seq; i++) idsData[i] = BigInt(ids[i]!);
-    }
     const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor('int64', idsData, [1, seq]),
+      input_ids: this.tokenFeeds.inputIds(ids),
       attention_mask: new ort.Tensor('int64', this.ones.subarray(0, total), [1, total]),
     };
     // position_ids = cumsum(attention_mask) - 1 over the last `seq` entries; with an all-ones
     // mask that is pastLen .. total-1.
-    if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', this.iota.subarray(pastLen, total), [1, seq]);
+    if (this.hasPositionIds) feeds.position_ids = this.tokenFeeds.positionIds(pastLen, seq);
     for (let i = 0; i < this.pastNames.length; i++) feeds[this.pastNames[i]!] = this.past[i]!;
     const out = await runModel(this.session, feeds);
     // With WebGPU the present.* tensors are GPU buffers (device.ts): they become the next past as
