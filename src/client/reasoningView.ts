@@ -16,7 +16,6 @@ import { realpath } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
-  answerOnly,
   applyNotification,
   classifyLink,
   exchangeToMarkdown,
@@ -42,6 +41,7 @@ import {
   type WebviewRequestMessage,
   type WebviewRequestName,
 } from '../protocol/webview';
+import { answerOnly } from '../text/thinking';
 
 export const REASONING_VIEW_ID = 'r1.trace';
 const HISTORY_KEY = 'r1.trace.history.v1';

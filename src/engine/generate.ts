@@ -3,6 +3,7 @@
  * tokenizer's stream decoder and the reasoning splitter, the thinking budget, eos and length
  * stops, cancellation between steps, and the statistics of the run.
  */
+import { THINK_CLOSE } from '../text/thinking';
 import { extractCodeBlocks } from './codeBlocks';
 import { ModelError } from './errors';
 import { ReasoningSplitter } from './reasoning';
@@ -164,7 +165,7 @@ export async function runGeneration(
           thinkingBudgetHit = true;
           pushText(stream.flush());
           stream = tokenizer.createStreamDecoder();
-          const closing = '</think>\n\n';
+          const closing = `${THINK_CLOSE}\n\n`;
           const forced = tokenizer.encode(closing);
           next.push(...forced);
           newTokens += forced.length;

@@ -6,11 +6,13 @@
  * turn), the reply starts with "<think>\n", and earlier turns carry final answers only.
  */
 import { Template } from '@huggingface/jinja';
+import { answerOnly, THINK_OPEN } from '../text/thinking';
 import { ModelError } from './errors';
 import type { R1Tokenizer } from './tokenizer';
 import type { ChatTurn, CodeContext, DiagnosticInfo, PromptRequest, TruncationNote } from './types';
 
-const THINK_OPEN = '<think>\n';
+/** What the reply starts with: the opening tag on a line of its own. */
+const GENERATION_START = `${THINK_OPEN}\n`;
 
 const templates = new WeakMap<R1Tokenizer, { source: string; template: Template }>();
 
@@ -41,15 +43,6 @@ function compiledTemplate(tokenizer: R1Tokenizer): Template {
   }
 }
 
-/** The answer part of an assistant message: whatever follows its last "</think>". */
-export function answerOnly(content: string): string {
-  const end = content.lastIndexOf('</think>');
-  if (end >= 0) return content.slice(end + '</think>'.length).replace(/^\s+/, '');
-  // Reasoning that never closed (a cancelled turn) has no answer.
-  if (/^\s*<think>/.test(content)) return '';
-  return content;
-}
-
 /**
  * Renders the model's own chat template with @huggingface/jinja. No system prompt; ends in
  * "<think>\n" (added when the template does not). Assistant turns carry answers only.
@@ -77,9 +70,9 @@ export function renderChat(tokenizer: R1Tokenizer, turns: ChatTurn[]): string {
       { cause: e },
     );
   }
-  if (text.endsWith(THINK_OPEN)) return text;
-  if (text.endsWith('<think>')) return `${text}\n`;
-  return text + THINK_OPEN;
+  if (text.endsWith(GENERATION_START)) return text;
+  if (text.endsWith(THINK_OPEN)) return `${text}\n`;
+  return text + GENERATION_START;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,7 +455,7 @@ function fitPrompt(
   encode: (text: string) => number[],
 ): { text: string; ids: number[]; truncation: TruncationNote[] } {
   // An assistant turn with no answer (cancelled while reasoning) says nothing: leave it out.
-  let history = turns.filter((t) => t.role === 'user' || answerOnly(t.content).trim() !== '');
+  let history = turns.filter((t) => t.role === 'user' || answerOnly(t.content) !== '');
   let keep = p.file?.total ?? 0;
   let withExtra = true;
   const truncation: TruncationNote[] = [];

@@ -6,10 +6,8 @@
  * end the prompt with it); it is never emitted. Tags split across pushes ("</thi" + "nk>") are
  * recognised: text that could be the start of a tag is held back until it is decided.
  */
+import { THINK_CLOSE as CLOSE, THINK_OPEN as OPEN } from '../text/thinking';
 import type { StreamEvent } from './types';
-
-const OPEN = '<think>';
-const CLOSE = '</think>';
 
 /** Length of the longest suffix of `text` that is a proper prefix of `tag`. */
 function partialTagSuffix(text: string, tag: string): number {

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { THINK_CLOSE, THINK_OPEN } from '../text/thinking';
 import { ModelError } from './errors';
 
 /** Feeds generated ids one at a time and returns text as soon as it is complete. */
@@ -149,8 +150,8 @@ export class R1Tokenizer {
     this.eosTokenIds = [eosId];
     this.bosToken = tokenContent(config.bos_token);
     this.bosTokenId = this.bosToken === undefined ? undefined : tok.token_to_id(this.bosToken);
-    this.thinkStartId = tok.token_to_id('<think>');
-    this.thinkEndId = tok.token_to_id('</think>');
+    this.thinkStartId = tok.token_to_id(THINK_OPEN);
+    this.thinkEndId = tok.token_to_id(THINK_CLOSE);
     this.chatTemplate = chatTemplateOverride ?? chatTemplateOf(config.chat_template);
     this.addBosToken = config.add_bos_token === true;
     this.modelMaxLength = typeof config.model_max_length === 'number' ? config.model_max_length : undefined;

@@ -11,6 +11,10 @@
  * `vscode`, Node or the DOM.
  */
 import { createTwoFilesPatch } from 'diff';
+import { answerOnly, stripThinkTags } from '../text/thinking';
+
+/** The view hides the think tags by the rules of src/text/thinking.ts. */
+export { stripThinkTags };
 
 // ───────────────────────────── the exchange ─────────────────────────────
 
@@ -308,20 +312,6 @@ export function parseWebviewMessage(
 }
 
 // ───────────────────────────── the reducer ─────────────────────────────
-
-/** R1 wraps its reasoning in `<think>…</think>`; neither tag may show up in what the view renders. */
-export function stripThinkTags(text: string): string {
-  return text.replace(/<\/?think>[ \t]*\n?/g, '');
-}
-
-/**
- * An answer as it may go back to the model or into a file: whatever precedes the last `</think>`
- * is reasoning that leaked into the answer and is dropped, as DeepSeek-R1's chat template does.
- */
-export function answerOnly(answer: string): string {
-  const end = answer.lastIndexOf('</think>');
-  return stripThinkTags(end < 0 ? answer : answer.slice(end + '</think>'.length)).trim();
-}
 
 /** A fresh record for `exchange/started`. */
 export function newRecord(p: HostNotifications['exchange/started']): ExchangeRecord {

@@ -90,6 +90,19 @@ test('follow-ups carry earlier answers, never earlier reasoning', () => {
   assert.equal(followUpTurns(records, 'c').length, 4);
 });
 
+test('follow-ups leave out what an unclosed <think> opened, as the engine does', () => {
+  const records: ExchangeRecord[] = [];
+  run(records, 'a', 'r', '<think>\nthought again, then cancelled'); // no answer
+  run(records, 'b', 'r', 'Answer B.\n<think>\nsecond thoughts, cut off', { parentId: 'a' });
+  run(records, 'c', 'r', 'Answer C', { parentId: 'b' });
+  assert.deepEqual(followUpTurns(records, 'c'), [
+    { role: 'user', content: 'question b' },
+    { role: 'assistant', content: 'Answer B.' },
+    { role: 'user', content: 'question c' },
+    { role: 'assistant', content: 'Answer C' },
+  ]);
+});
+
 test('stripThinkTags removes both tags and nothing else', () => {
   assert.equal(stripThinkTags('<think>\nreasoning\n</think>\n\nanswer <thinking> stays'), 'reasoning\n\nanswer <thinking> stays');
 });

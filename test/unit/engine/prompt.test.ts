@@ -3,9 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ModelError } from '../../../src/engine/errors';
-import { answerOnly, buildPrompt, renderChat } from '../../../src/engine/prompt';
+import { buildPrompt, renderChat } from '../../../src/engine/prompt';
 import { R1Tokenizer } from '../../../src/engine/tokenizer';
 import type { ChatTurn, PromptRequest } from '../../../src/engine/types';
+import { answerOnly } from '../../../src/text/thinking';
 import { R1_CHAT_TEMPLATE, buildTokenizerFixture } from '../../fixtures/tokenizer';
 
 const FIXTURE = resolve(__dirname, '../../../.cache/fixtures/tokenizer');
@@ -181,6 +182,28 @@ describe('buildPrompt kinds', () => {
     assert.ok(text.includes('Question: Is mean safe for empty arrays?'));
     assert.ok(text.includes('using the code above as context'));
     assert.ok(text.endsWith(`${ASSISTANT}<think>\n`));
+  });
+
+  it('an unclosed <think> is reasoning to the end of the turn: it never goes back to the model', () => {
+    const { text } = buildPrompt(
+      tok,
+      {
+        kind: 'ask',
+        question: 'And now?',
+        context: {},
+        history: [
+          { role: 'user', content: 'First?' },
+          { role: 'assistant', content: '<think>\ncancelled while thinking' },
+          { role: 'user', content: 'Second?' },
+          { role: 'assistant', content: '<think>\nr\n</think>\n\nThe answer.\n<think>\nthinking again, cut off' },
+        ],
+      },
+      BIG,
+    );
+    assert.ok(!text.includes('cancelled while thinking'), 'a turn cancelled while thinking has no answer');
+    assert.ok(!text.includes('thinking again'), 'reasoning opened in an answer stays out');
+    assert.ok(text.includes(`${USER}Second?${ASSISTANT}The answer.${EOS}`));
+    assert.equal(text.split('<think>').length - 1, 1, 'the only <think> is the one the reply starts with');
   });
 
   it('takes the selected lines from the file text when no code is given', () => {
