@@ -1,6 +1,6 @@
 /** The DOM of one exchange: header, reasoning, answer, proposed edit, figures. */
 import { commandTitle, isRunning, stripThinkTags, type ExchangeRecord, type ProposalRecord } from '../src/protocol/webview';
-import { diffRows } from './diff';
+import { diffRows } from '../src/protocol/diff';
 import { button, formatDuration, h, icon, plural } from './dom';
 import { highlight, renderMarkdown } from './markdown';
 

@@ -10,8 +10,8 @@
  * This file is bundled into both the extension host and the webview: it imports nothing from
  * `vscode`, Node or the DOM.
  */
-import { createTwoFilesPatch } from 'diff';
 import { answerOnly, stripThinkTags } from '../text/thinking';
+import { proposalPatch } from './diff';
 
 /** The view hides the think tags by the rules of src/text/thinking.ts. */
 export { stripThinkTags };
@@ -596,18 +596,6 @@ export function commandTitle(c: ExchangeCommand): string {
 function fence(text: string): string {
   const longest = Math.max(2, ...Array.from(text.matchAll(/`+/g), (m) => m[0].length));
   return '`'.repeat(longest + 1);
-}
-
-/** The proposal as a unified diff whose line numbers are the file's. */
-export function proposalPatch(p: Proposal): string {
-  const patch = createTwoFilesPatch(`a/${p.file.label}`, `b/${p.file.label}`, p.original, p.proposed, '', '', { context: 3 });
-  const offset = p.startLine - 1;
-  return patch
-    .split('\n')
-    .filter((l) => !l.startsWith('====='))
-    .map((l) => l.replace(/^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@/, (_m, a: string, b = '', c: string, d = '') => `@@ -${Number(a) + offset}${b} +${Number(c) + offset}${d} @@`))
-    .join('\n')
-    .trimEnd();
 }
 
 /** One exchange as a markdown document, reasoning included. */

@@ -7,7 +7,6 @@ import {
   exchangeToMarkdown,
   followUpTurns,
   parseWebviewMessage,
-  proposalPatch,
   reviveHistory,
   stripThinkTags,
   webviewCsp,
@@ -18,6 +17,7 @@ import {
   type HostNotificationMessage,
   type HostNotifications,
 } from '../../src/protocol/webview';
+import { proposalPatch } from '../../src/protocol/diff';
 
 function n<K extends keyof HostNotifications>(method: K, params: HostNotifications[K]): HostNotificationMessage {
   return { type: 'notification', method, params } as HostNotificationMessage;
