@@ -19,25 +19,15 @@ import rust from 'highlight.js/lib/languages/rust';
 import typescript from 'highlight.js/lib/languages/typescript';
 import xml from 'highlight.js/lib/languages/xml';
 import yaml from 'highlight.js/lib/languages/yaml';
-import { classifyLink } from '../src/protocol/webview';
+import { classifyLink, hljsName } from '../src/protocol/webview';
 
 const languages = { bash, c, cpp, css, diff, go, java, javascript, json, python, rust, typescript, xml, yaml };
 for (const [name, lang] of Object.entries(languages)) hljs.registerLanguage(name, lang);
 
-/** VS Code language ids that highlight.js names differently. */
-const LANGUAGE_IDS: Record<string, string> = {
-  typescriptreact: 'typescript',
-  javascriptreact: 'javascript',
-  shellscript: 'bash',
-  html: 'xml',
-  jsonc: 'json',
-  'objective-c': 'c',
-};
-
+/** The highlight.js language for a VS Code language id or a fence tag, when it is registered. */
 export function hljsLanguage(id: string | undefined): string | undefined {
   if (!id) return undefined;
-  const lower = id.toLowerCase();
-  const name = LANGUAGE_IDS[lower] ?? lower;
+  const name = hljsName(id);
   return hljs.getLanguage(name) ? name : undefined;
 }
 

@@ -6,6 +6,7 @@
  * turn), the reply starts with "<think>\n", and earlier turns carry final answers only.
  */
 import { Template } from '@huggingface/jinja';
+import { commentLine, fenceTag, languageOfPath } from '../text/languages';
 import { answerOnly, THINK_OPEN } from '../text/thinking';
 import { ModelError } from './errors';
 import type { R1Tokenizer } from './tokenizer';
@@ -78,75 +79,8 @@ export function renderChat(tokenizer: R1Tokenizer, turns: ChatTurn[]): string {
 // ---------------------------------------------------------------------------------------------
 // Code presentation
 
-const FENCE_TAGS: Record<string, string> = {
-  typescriptreact: 'tsx',
-  javascriptreact: 'jsx',
-  shellscript: 'bash',
-  plaintext: '',
-  'objective-c': 'objc',
-  'objective-cpp': 'objcpp',
-};
-
-const EXTENSION_LANGUAGES: Record<string, string> = {
-  ts: 'typescript',
-  mts: 'typescript',
-  cts: 'typescript',
-  tsx: 'typescriptreact',
-  js: 'javascript',
-  mjs: 'javascript',
-  cjs: 'javascript',
-  jsx: 'javascriptreact',
-  py: 'python',
-  rs: 'rust',
-  go: 'go',
-  java: 'java',
-  kt: 'kotlin',
-  c: 'c',
-  h: 'c',
-  cc: 'cpp',
-  cpp: 'cpp',
-  hpp: 'cpp',
-  cs: 'csharp',
-  rb: 'ruby',
-  php: 'php',
-  swift: 'swift',
-  sh: 'shellscript',
-  bash: 'shellscript',
-  sql: 'sql',
-  lua: 'lua',
-  html: 'html',
-  css: 'css',
-  json: 'json',
-  yaml: 'yaml',
-  yml: 'yaml',
-  toml: 'toml',
-  md: 'markdown',
-};
-
-const HASH_COMMENT = new Set([
-  'python', 'ruby', 'shellscript', 'bash', 'sh', 'perl', 'r', 'yaml', 'toml', 'dockerfile',
-  'makefile', 'powershell', 'elixir', 'julia', 'coffeescript', 'nim', 'crystal', 'gdscript', 'ini',
-]);
-const DASH_COMMENT = new Set(['sql', 'lua', 'haskell', 'elm', 'ada']);
-const MARKUP_COMMENT = new Set(['html', 'xml', 'markdown', 'vue', 'svelte', 'xsl']);
-
 function languageOf(ctx: CodeContext): string {
-  if (ctx.language) return ctx.language;
-  const ext = ctx.filePath?.match(/\.([A-Za-z0-9]+)$/)?.[1]?.toLowerCase();
-  return (ext && EXTENSION_LANGUAGES[ext]) || '';
-}
-
-function fenceTag(language: string): string {
-  return FENCE_TAGS[language] ?? language;
-}
-
-/** A line that is a comment in the language (a marker for left-out code). */
-export function commentLine(language: string, text: string): string {
-  if (HASH_COMMENT.has(language)) return `# ${text}`;
-  if (DASH_COMMENT.has(language)) return `-- ${text}`;
-  if (MARKUP_COMMENT.has(language)) return `<!-- ${text} -->`;
-  if (language === 'css') return `/* ${text} */`;
-  return `// ${text}`;
+  return ctx.language || languageOfPath(ctx.filePath ?? '') || '';
 }
 
 /** A fence longer than any backtick run inside the code, so the code cannot close it. */

@@ -15,6 +15,8 @@ import { proposalPatch } from './diff';
 
 /** The view hides the think tags by the rules of src/text/thinking.ts. */
 export { stripThinkTags };
+/** The view highlights code by the language table of src/text/languages.ts. */
+export { hljsName } from '../text/languages';
 
 // ───────────────────────────── the exchange ─────────────────────────────
 

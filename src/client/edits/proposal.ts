@@ -2,24 +2,7 @@
  * Turning a fix's answer into the text of a proposed edit. Pure: unit-tested under plain Node.
  */
 import type { CodeBlock } from '../../protocol/server';
-
-const LANGUAGE_ALIASES: Record<string, string[]> = {
-  typescript: ['ts', 'typescript', 'tsx'],
-  typescriptreact: ['tsx', 'typescript', 'ts'],
-  javascript: ['js', 'javascript', 'jsx', 'node'],
-  javascriptreact: ['jsx', 'javascript', 'js'],
-  python: ['py', 'python', 'python3'],
-  shellscript: ['sh', 'bash', 'shell', 'zsh'],
-  csharp: ['cs', 'csharp', 'c#'],
-  cpp: ['cpp', 'c++', 'cc', 'cxx'],
-  rust: ['rs', 'rust'],
-  go: ['go', 'golang'],
-};
-
-function languageMatches(block: string, languageId: string): boolean {
-  const b = block.toLowerCase();
-  return b === languageId || (LANGUAGE_ALIASES[languageId] ?? []).includes(b);
-}
+import { fenceMatches } from '../../text/languages';
 
 function minIndent(text: string): string {
   let best: string | undefined;
@@ -40,7 +23,7 @@ export function pickFixBlock(blocks: readonly CodeBlock[], languageId: string, f
   const ranked = [...blocks].sort((a, b) => Number(b.closed) - Number(a.closed));
   return (
     ranked.find((b) => b.target !== undefined && (b.target === filePath || b.target.endsWith(`/${base}`) || b.target === base)) ??
-    ranked.find((b) => languageMatches(b.language, languageId)) ??
+    ranked.find((b) => fenceMatches(b.language, languageId)) ??
     ranked.find((b) => b.language === '' || b.language === 'text') ??
     ranked[0]
   );

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { reanchor } from '../../../src/client/edits/anchor';
-import { commentSyntax, formatAsComment } from '../../../src/client/edits/comments';
+import { formatAsComment } from '../../../src/client/edits/comments';
 import { contextWindow, enclosingBlockByIndent } from '../../../src/client/edits/context';
 import { pickFixBlock, replacementText } from '../../../src/client/edits/proposal';
+import { commentSyntax } from '../../../src/text/languages';
 
 describe('re-anchoring a proposal', () => {
   const doc = 'const a = 1;\nfunction f() {\n  return a;\n}\n';
