@@ -19,7 +19,7 @@ import rust from 'highlight.js/lib/languages/rust';
 import typescript from 'highlight.js/lib/languages/typescript';
 import xml from 'highlight.js/lib/languages/xml';
 import yaml from 'highlight.js/lib/languages/yaml';
-import { classifyLink, hljsName } from '../src/protocol/webview';
+import { classifyLink, escapeHtml, hljsName } from '../src/protocol/webview';
 
 const languages = { bash, c, cpp, css, diff, go, java, javascript, json, python, rust, typescript, xml, yaml };
 for (const [name, lang] of Object.entries(languages)) hljs.registerLanguage(name, lang);
@@ -40,10 +40,6 @@ export function highlight(code: string, languageId: string | undefined): string 
   } catch {
     return escapeHtml(code);
   }
-}
-
-export function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 const COPY_ICON =

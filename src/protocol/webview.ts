@@ -566,7 +566,10 @@ export interface ShellOptions {
   styleUri: string;
 }
 
-const attr = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+/** Text as HTML, safe in element content and in double-quoted attribute values (the shell's and the view's). */
+export function escapeHtml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
 
 /** The document the view loads. `main.ts` builds everything inside `#app`. */
 export function webviewHtml(o: ShellOptions): string {
@@ -574,14 +577,14 @@ export function webviewHtml(o: ShellOptions): string {
 <html lang="en">
 <head>
 <meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${attr(webviewCsp(o.cspSource, o.nonce))}">
+<meta http-equiv="Content-Security-Policy" content="${escapeHtml(webviewCsp(o.cspSource, o.nonce))}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${attr(o.styleUri)}">
+<link rel="stylesheet" href="${escapeHtml(o.styleUri)}">
 <title>R1 Reasoning</title>
 </head>
 <body>
 <div id="app"></div>
-<script nonce="${attr(o.nonce)}" src="${attr(o.scriptUri)}"></script>
+<script nonce="${escapeHtml(o.nonce)}" src="${escapeHtml(o.scriptUri)}"></script>
 </body>
 </html>`;
 }

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import {
   applyNotification,
   classifyLink,
+  escapeHtml,
   exchangeToMarkdown,
   followUpTurns,
   parseWebviewMessage,
@@ -167,6 +168,10 @@ test('the shell: strict CSP with a nonce, our script and stylesheet only', () =>
   assert.equal(html.match(/<script/g)?.length, 1);
   assert.match(html, /<script nonce="N0NCE" src="https:\/\/x\/dist\/webview\.js"><\/script>/);
   assert.match(html, /<link rel="stylesheet" href="https:\/\/x\/dist\/webview\.css">/);
+});
+
+test('escapeHtml: safe in element content and in double-quoted attributes', () => {
+  assert.equal(escapeHtml(`<a href="x" title='y'>&amp;</a>`), `&lt;a href=&quot;x&quot; title='y'&gt;&amp;amp;&lt;/a&gt;`);
 });
 
 test('export: one exchange as markdown, reasoning included, edit as a diff with file line numbers', () => {
