@@ -7,7 +7,6 @@ import { ZipFile } from 'yazl';
 import {
   CUDA_MARKER_FILE,
   CUDA_PACKAGE_ID,
-  DownloadError,
   findOnnxruntimeNode,
   getCudaProviderStatus,
   installCudaProvider,
@@ -16,7 +15,7 @@ import {
 } from '../../../src/install';
 import { installFilesAtomically } from '../../../src/install/cuda';
 import { runtimeOk } from '../platform/ldconfigFixture';
-import { bytes, closedPort, installFakeFeed, startLoopback, type Loopback, tempDirs } from './loopback';
+import { bytes, closedPort, installFakeFeed, startLoopback, type Loopback, rejectsWith, tempDirs } from './loopback';
 
 const VERSION = '1.30.0';
 const CUDA_SO = bytes(300_000, 11);
@@ -65,17 +64,6 @@ function snapshot(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const n of readdirSync(dir).sort()) out[n] = createHash('sha256').update(readFileSync(join(dir, n))).digest('hex');
   return out;
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<DownloadError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof DownloadError, `expected a DownloadError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected a DownloadError ${code}`);
 }
 
 describe('installCudaProvider against a loopback NuGet feed', () => {

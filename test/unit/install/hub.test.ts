@@ -15,7 +15,7 @@ import {
   type HubTreeEntry,
   type ModelDownloadProgress,
 } from '../../../src/install';
-import { bytes, closedPort, fileRequests, installFakeHub, sha256, startLoopback, type FakeHubFile, type Loopback, tempDirs } from './loopback';
+import { bytes, closedPort, fileRequests, installFakeHub, sha256, startLoopback, type FakeHubFile, type Loopback, rejectsWith, tempDirs } from './loopback';
 
 const REPO = 'onnx-community/DeepSeek-R1-Distill-Qwen-1.5B-ONNX';
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
@@ -54,17 +54,6 @@ async function hub(files = repoFiles(), pageSize?: number): Promise<{ server: Lo
   server = await startLoopback();
   installFakeHub(server, { repo: REPO, commit: COMMIT, files, pageSize });
   return { server, files };
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<DownloadError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof DownloadError, `expected a DownloadError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected a DownloadError ${code}`);
 }
 
 const noWait = { sleep: async () => undefined };

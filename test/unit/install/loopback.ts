@@ -4,6 +4,7 @@
  * fault injection (drop the connection mid-body, stall mid-body, wrong bytes, any status).
  * Also a fake Hugging Face hub and a fake NuGet flat-container feed built on it.
  */
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
@@ -12,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { DownloadError } from '../../../src/install/errors';
 
 export interface LoggedRequest {
   method: string;
@@ -361,4 +363,16 @@ export function tempDirs(prefix: string): () => string {
     roots.push(d);
     return d;
   };
+}
+
+/** Awaits `p` and asserts it fails with a DownloadError of `code`; returns that error. */
+export async function rejectsWith(p: Promise<unknown>, code: string): Promise<DownloadError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof DownloadError, `expected a DownloadError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    return e;
+  }
+  assert.fail(`expected a DownloadError ${code}`);
 }
