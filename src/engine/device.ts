@@ -20,21 +20,20 @@ import type * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
 import { firstLine } from './providers';
 import { DecoderSession } from './session';
-import type { ExecutionProvider, GraphSignature } from './types';
+import { DEFAULT_NAMES, kvNames } from './modelFolder';
+import type { DecoderNames, ExecutionProvider, GraphSignature } from './types';
 
 export type OutputLocation = 'cpu' | 'gpu-buffer';
 
-/** `present.{i}.{key,value}` for every layer: the decoder's cache outputs. */
-export function presentNames(numLayers: number): string[] {
-  const names: string[] = [];
-  for (let i = 0; i < numLayers; i++) names.push(`present.${i}.key`, `present.${i}.value`);
-  return names;
+/** The decoder's cache outputs for every layer (`present.{i}.{key,value}` unless `names` says otherwise). */
+export function presentNames(numLayers: number, names: DecoderNames = DEFAULT_NAMES): string[] {
+  return kvNames(names, numLayers).present;
 }
 
 /** Output locations for a WebGPU decoder: the KV cache stays on the device, logits come to the host. */
-export function webgpuOutputLocations(numLayers: number): Record<string, OutputLocation> {
-  const loc: Record<string, OutputLocation> = { logits: 'cpu' };
-  for (const n of presentNames(numLayers)) loc[n] = 'gpu-buffer';
+export function webgpuOutputLocations(numLayers: number, names: DecoderNames = DEFAULT_NAMES): Record<string, OutputLocation> {
+  const loc: Record<string, OutputLocation> = { [names.logits]: 'cpu' };
+  for (const n of presentNames(numLayers, names)) loc[n] = 'gpu-buffer';
   return loc;
 }
 

@@ -16,9 +16,7 @@ import {
 import {
   chooseVariant,
   fileSize,
-  listVariants,
-  readGenerationConfig,
-  readModelConfig,
+  readModelFolder,
   validateSignature,
   type ValueMetadataLike,
 } from './modelFolder';
@@ -36,6 +34,7 @@ import { withPreparedCpuModel } from './graph';
 import { DecoderSession } from './session';
 import { R1Tokenizer } from './tokenizer';
 import type {
+  DecoderNames,
   ExecutionProvider,
   GenerateOptions,
   GenerationResult,
@@ -63,14 +62,14 @@ interface Loaded {
  * ONNX Runtime's session options for one provider. With WebGPU and the layer count known, the
  * KV cache outputs stay on the device (see device.ts).
  */
-export function sessionOptions(provider: ExecutionProvider, opts: LoadOptions, numLayers?: number): ort.InferenceSession.SessionOptions {
+export function sessionOptions(provider: ExecutionProvider, opts: LoadOptions, numLayers?: number, names?: DecoderNames): ort.InferenceSession.SessionOptions {
   const o: ort.InferenceSession.SessionOptions = {
     executionProviders: [provider],
     graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
     logSeverityLevel: 3,
   };
   if (opts.cpuThreads && opts.cpuThreads > 0) o.intraOpNumThreads = opts.cpuThreads;
-  if (keepsKvOnDevice(provider) && numLayers !== undefined && numLayers > 0) o.preferredOutputLocation = webgpuOutputLocations(numLayers);
+  if (keepsKvOnDevice(provider) && numLayers !== undefined && numLayers > 0) o.preferredOutputLocation = webgpuOutputLocations(numLayers, names);
   return o;
 }
 
@@ -146,23 +145,27 @@ export class R1Engine {
     if (fileSize(dir) === undefined) {
       throw new ModelError('missing-file', 'the model folder does not exist.', 'Set r1.model.path (or --model) to an existing model folder, or download the model.', dir);
     }
-    progress('config', 'reading config.json and generation_config.json', 0);
-    const config = readModelConfig(dir);
-    const gen = readGenerationConfig(dir);
+    progress('config', 'reading the model folder (config.json, generation_config.json or genai_config.json)', 0);
+    const folder = readModelFolder(dir);
+    const { config, generation: gen, variants, names } = folder;
     const notes: string[] = [];
     if (!gen.present) notes.push('generation_config.json is absent: eos ids from config.json and tokenizer_config.json, sampling defaults from the engine.');
+    // A genai folder holds one model, built for one kind of device: r1.model.variant does not apply.
+    const requested = folder.layout === 'genai' ? 'auto' : opts.variant;
+    if (folder.layout === 'genai' && opts.variant && opts.variant !== 'auto' && !variants.has(opts.variant)) {
+      notes.push(`This folder (onnxruntime-genai layout) holds one model, ${[...variants.keys()][0]}; the variant setting "${opts.variant}" does not apply to it.`);
+    }
 
     progress('tokenizer', 'reading tokenizer.json and tokenizer_config.json', 0.1);
     const tokenizer = await R1Tokenizer.fromFolder(dir);
 
-    const variants = listVariants(dir);
     // Fails early (before any provider work) when onnx/ holds no model or the variant is absent.
-    chooseVariant(dir, variants, opts.variant, 'cpu');
+    chooseVariant(dir, variants, requested, 'cpu');
     const probe = internals.probe ?? (await probeExecutionProviders());
     const plan = planProviders(opts.provider, probe);
     const create = withPreparedCpuModel(
       internals.createSession ?? ((file, o) => ort.InferenceSession.create(file, o)),
-      { config, cpuSessionOptions: sessionOptions('cpu', opts, config.numHiddenLayers), prepareForCpu: opts.prepareForCpu, cacheDir: opts.cacheDir },
+      { config, cpuSessionOptions: sessionOptions('cpu', opts, config.numHiddenLayers, names), prepareForCpu: opts.prepareForCpu, cacheDir: opts.cacheDir },
       (text) => notes.push(text),
       (message) => progress('session', message, 0.15),
     );
@@ -170,17 +173,17 @@ export class R1Engine {
     const { session: loaded, provider, attempts } = await createWithFallback<Loaded>(
       plan,
       async (p) => {
-        const variant = chooseVariant(dir, variants, opts.variant, p);
+        const variant = chooseVariant(dir, variants, requested, p);
         const file = variants.get(variant)!;
         const size = fileSize(file) ?? 0;
         if (size === 0) throw new ModelError('unreadable-file', `${basename(file)} is empty.`, 'The file may be truncated; download it again.', file);
         progress('session', `creating the ${p} session for ${basename(file)} (${(size / 1e6).toFixed(1)} MB)`, 0.2);
         try {
-          const session = await create(file, sessionOptions(p, opts, config.numHiddenLayers));
+          const session = await create(file, sessionOptions(p, opts, config.numHiddenLayers, names));
           if (p !== 'cpu') {
             // A GPU provider that cannot run the graph falls back here instead of failing validation below.
             try {
-              const signature = validateSignature(file, session.inputMetadata as unknown as ValueMetadataLike[], session.outputMetadata as unknown as ValueMetadataLike[], config);
+              const signature = validateSignature(file, session.inputMetadata as unknown as ValueMetadataLike[], session.outputMetadata as unknown as ValueMetadataLike[], config, names);
               await firstRunOnDevice(p, session, signature, config.vocabSize, tokenizer.bosTokenId ?? config.bosTokenId ?? 0);
             } catch (e) {
               await session.release().catch(() => undefined);
@@ -212,6 +215,7 @@ export class R1Engine {
         session.inputMetadata as unknown as ValueMetadataLike[],
         session.outputMetadata as unknown as ValueMetadataLike[],
         config,
+        names,
       );
       decoder = new DecoderSession(session, signature, config.vocabSize);
       // One real step: catches what static metadata cannot (symbolic dims, kernels that fail).
@@ -221,7 +225,7 @@ export class R1Engine {
       if (dims.length !== 4 || dims[1] !== config.numKeyValueHeads || dims[2] !== 1 || dims[3] !== config.headDim) {
         throw new ModelError(
           'signature-mismatch',
-          `config.json says ${config.numKeyValueHeads} key/value heads of size ${config.headDim}, the graph's present.0.key has dims [${dims.join(', ')}].`,
+          `${config.source} says ${config.numKeyValueHeads} key/value heads of size ${config.headDim}, the graph's ${decoder.signature.presentNames[0]} has dims [${dims.join(', ')}].`,
           'The ONNX file does not match config.json; download the model again.',
           file,
         );
@@ -242,6 +246,7 @@ export class R1Engine {
     if (!gen.present) for (const id of config.eosTokenIds) eos.add(id);
     const info: ModelInfo = {
       modelDir: dir,
+      layout: folder.layout,
       config: {
         modelType: config.modelType,
         hiddenSize: config.hiddenSize,

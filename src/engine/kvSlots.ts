@@ -35,7 +35,7 @@ export function copyHeadRows<T extends Float32Array | Uint16Array>(src: T, srcRo
 
 /** Whether the graph's present.* outputs carry only the new rows (a prepared graph). */
 export function usesNewRowsKv(signature: GraphSignature): boolean {
-  const p = signature.outputs.find((o) => o.name === 'present.0.key');
+  const p = signature.outputs.find((o) => o.name === signature.presentNames[0]);
   return !!p && p.shape[2] === KV_NEW_ROWS_DIM && signature.kvDtype === 'float32';
 }
 
@@ -46,23 +46,19 @@ export class SlotKvCache {
   private pastTensors: ort.Tensor[] = [];
   private mask = new BigInt64Array(0);
   private readonly tokenFeeds = new TokenFeeds();
-  private readonly pastNames: string[] = [];
-  private readonly presentNames: string[] = [];
+  private readonly pastNames: readonly string[];
+  private readonly presentNames: readonly string[];
   private readonly kv: number;
   private readonly hd: number;
   private readonly feeds: Record<string, ort.Tensor> = {};
 
   constructor(
     private readonly session: ort.InferenceSession,
-    signature: GraphSignature,
+    private readonly signature: GraphSignature,
     private readonly vocab: number,
   ) {
-    for (let i = 0; i < signature.numLayers; i++) {
-      for (const kind of ['key', 'value']) {
-        this.pastNames.push(`past_key_values.${i}.${kind}`);
-        this.presentNames.push(`present.${i}.${kind}`);
-      }
-    }
+    this.pastNames = signature.pastNames;
+    this.presentNames = signature.presentNames;
     this.kv = signature.kvHeads;
     this.hd = signature.headDim;
   }
@@ -118,9 +114,10 @@ export class SlotKvCache {
     mask.fill(0n, this.filled, cap);
     mask.fill(1n, cap, total);
     const feeds = this.feeds;
-    feeds.input_ids = this.tokenFeeds.inputIds(ids);
-    feeds.attention_mask = new ort.Tensor('int64', mask, [1, total]);
-    feeds.position_ids = this.tokenFeeds.positionIds(this.filled, seq);
+    const names = this.signature.names;
+    feeds[names.inputIds] = this.tokenFeeds.inputIds(ids);
+    feeds[names.attentionMask] = new ort.Tensor('int64', mask, [1, total]);
+    if (this.signature.feedsPositionIds) feeds[names.positionIds] = this.tokenFeeds.positionIds(this.filled, seq);
     const out = await runModel(this.session, feeds);
     this.grow(this.filled + seq);
     const { kv, hd, capacity } = this;
@@ -134,7 +131,7 @@ export class SlotKvCache {
       copyHeadRows(rows, seq, 0, this.bufs[t]!, capacity, this.filled, seq, kv, hd);
     }
     this.filled += seq;
-    const logits = out.logits as ort.Tensor;
+    const logits = out[this.signature.names.logits] as ort.Tensor;
     const v = logits.dims[logits.dims.length - 1]!;
     if (v !== this.vocab) {
       throw new ModelError(

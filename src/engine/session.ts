@@ -68,11 +68,10 @@ export class DecoderSession {
   private ones = new BigInt64Array(0);
   private readonly tokenFeeds = new TokenFeeds();
   private logitsBuf: Float32Array;
-  private readonly pastNames: string[] = [];
-  private readonly presentNames: string[] = [];
+  private readonly pastNames: readonly string[];
+  private readonly presentNames: readonly string[];
   private readonly emptyPast: ort.Tensor[];
   private readonly vocab: number;
-  private readonly hasPositionIds: boolean;
   /** Set for prepared CPU graphs whose present.* are only the new rows: the engine keeps the cache (kvSlots.ts). */
   private readonly slots?: SlotKvCache;
 
@@ -81,19 +80,14 @@ export class DecoderSession {
     readonly signature: GraphSignature,
     vocabSize: number,
   ) {
-    for (let i = 0; i < signature.numLayers; i++) {
-      for (const kind of ['key', 'value']) {
-        this.pastNames.push(`past_key_values.${i}.${kind}`);
-        this.presentNames.push(`present.${i}.${kind}`);
-      }
-    }
+    this.pastNames = signature.pastNames;
+    this.presentNames = signature.presentNames;
     const dims = [1, signature.kvHeads, 0, signature.headDim];
     this.emptyPast = this.pastNames.map(() =>
       signature.kvDtype === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), dims) : new ort.Tensor('float32', new Float32Array(0), dims),
     );
     this.vocab = vocabSize;
     this.logitsBuf = new Float32Array(vocabSize);
-    this.hasPositionIds = signature.inputs.some((s) => s.name === 'position_ids');
     if (usesNewRowsKv(signature)) this.slots = new SlotKvCache(session, signature, vocabSize);
     this.reset();
   }
@@ -154,13 +148,14 @@ export class DecoderSession {
     const pastLen = this.tokens.length;
     const total = pastLen + seq;
     this.ensure(total);
+    const names = this.signature.names;
     const feeds: Record<string, ort.Tensor> = {
-      input_ids: this.tokenFeeds.inputIds(ids),
-      attention_mask: new ort.Tensor('int64', this.ones.subarray(0, total), [1, total]),
+      [names.inputIds]: this.tokenFeeds.inputIds(ids),
+      [names.attentionMask]: new ort.Tensor('int64', this.ones.subarray(0, total), [1, total]),
     };
     // position_ids = cumsum(attention_mask) - 1 over the last `seq` entries; with an all-ones
     // mask that is pastLen .. total-1.
-    if (this.hasPositionIds) feeds.position_ids = this.tokenFeeds.positionIds(pastLen, seq);
+    if (this.signature.feedsPositionIds) feeds[names.positionIds] = this.tokenFeeds.positionIds(pastLen, seq);
     for (let i = 0; i < this.pastNames.length; i++) feeds[this.pastNames[i]!] = this.past[i]!;
     const out = await runModel(this.session, feeds);
     // With WebGPU the present.* tensors are GPU buffers (device.ts): they become the next past as
@@ -172,7 +167,7 @@ export class DecoderSession {
       this.past[i] = t;
       if (old.location === 'gpu-buffer') old.dispose();
     }
-    const logits = out.logits as ort.Tensor;
+    const logits = out[this.signature.names.logits] as ort.Tensor;
     const dims = logits.dims;
     const v = dims[dims.length - 1]!;
     const rows = logits.size / v;

@@ -193,6 +193,21 @@ export interface TensorSignature {
   shape: Array<number | string>;
 }
 
+/**
+ * The names of a decoder's inputs and outputs. The KV names are patterns in which `%d` stands for
+ * the layer, as genai_config.json writes them.
+ */
+export interface DecoderNames {
+  inputIds: string;
+  attentionMask: string;
+  positionIds: string;
+  pastKey: string;
+  pastValue: string;
+  logits: string;
+  presentKey: string;
+  presentValue: string;
+}
+
 /** What the loaded graph looks like, checked against config.json. */
 export interface GraphSignature {
   inputs: TensorSignature[];
@@ -202,11 +217,20 @@ export interface GraphSignature {
   headDim: number;
   kvDtype: 'float32' | 'float16';
   logitsDtype: 'float32' | 'float16';
+  /** Input and output names (genai_config.json's, or the exports' usual ones). */
+  names: DecoderNames;
+  /** Every layer's past inputs and present outputs, key then value, in layer order. */
+  pastNames: string[];
+  presentNames: string[];
+  /** Whether the graph takes position_ids (GroupQueryAttention graphs take the positions from the mask). */
+  feedsPositionIds: boolean;
 }
 
 /** Everything known about a loaded model: shown by `r1 info` and the status bar. */
 export interface ModelInfo {
   modelDir: string;
+  /** `hub` (config.json + onnx/model_<variant>.onnx) or `genai` (onnxruntime-genai's genai_config.json). */
+  layout: 'hub' | 'genai';
   config: ModelConfigSummary;
   variant: ModelVariant;
   /** Absolute path of the .onnx file loaded. */

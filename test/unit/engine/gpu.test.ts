@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { firstRunOnDevice, isDeviceTensor, presentNames, webgpuOutputLocations } from '../../../src/engine/device';
+import { DEFAULT_NAMES } from '../../../src/engine/modelFolder';
 import { type EngineInternals, R1Engine, sessionOptions } from '../../../src/engine/engine';
 import { type PlatformProbe, createWithFallback, isNotableFallback, planProviders } from '../../../src/engine/providers';
 import { DecoderSession } from '../../../src/engine/session';
@@ -112,6 +113,10 @@ function fakeSignature(numLayers: number, kvHeads: number, headDim: number): Gra
     headDim,
     kvDtype: 'float16',
     logitsDtype: 'float32',
+    names: { ...DEFAULT_NAMES },
+    pastNames: past.map((p) => p.name),
+    presentNames: presentNames(numLayers),
+    feedsPositionIds: true,
   };
 }
 

@@ -7,7 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import { ModelError } from '../../../src/engine/errors';
 import {
   type ValueMetadataLike,
+  DEFAULT_NAMES,
+  folderLayout,
   listVariants,
+  readModelFolder,
   readGenerationConfig,
   readModelConfig,
   validateSignature,
@@ -115,6 +118,84 @@ describe('readModelConfig / readGenerationConfig', () => {
   });
 });
 
+/** genai_config.json as onnxruntime-genai's builder writes it for R1-Distill-Qwen-1.5B, CPU int4. */
+const GENAI_1_5B = {
+  model: {
+    bos_token_id: 151646,
+    context_length: 131072,
+    decoder: {
+      session_options: { log_id: 'onnxruntime-genai', provider_options: [] },
+      filename: 'model.onnx',
+      head_size: 128,
+      hidden_size: 1536,
+      inputs: { input_ids: 'input_ids', attention_mask: 'attention_mask', past_key_names: 'past_key_values.%d.key', past_value_names: 'past_key_values.%d.value' },
+      outputs: { logits: 'logits', present_key_names: 'present.%d.key', present_value_names: 'present.%d.value' },
+      num_attention_heads: 12,
+      num_hidden_layers: 28,
+      num_key_value_heads: 2,
+    },
+    eos_token_id: 151643,
+    pad_token_id: 151643,
+    type: 'qwen2',
+    vocab_size: 151936,
+  },
+  search: { do_sample: true, early_stopping: true, max_length: 131072, min_length: 0, num_beams: 1, num_return_sequences: 1, past_present_share_buffer: true, temperature: 0.6, top_k: 1, top_p: 0.95 },
+};
+
+describe('the genai layout (genai_config.json)', () => {
+  before(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'r1-genai-'));
+  });
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('reads the architecture, the ids, the model file, the names and the search defaults from genai_config.json alone', () => {
+    const dir = dirWith('cpu', { 'genai_config.json': GENAI_1_5B, 'model.onnx': 'x' });
+    assert.equal(folderLayout(dir), 'genai');
+    const f = readModelFolder(dir);
+    assert.equal(f.layout, 'genai');
+    assert.equal(f.config.numHiddenLayers, 28);
+    assert.equal(f.config.headDim, 128);
+    assert.equal(f.config.numKeyValueHeads, 2);
+    assert.equal(f.config.maxPositionEmbeddings, 131072);
+    assert.deepEqual(f.config.eosTokenIds, [151643]);
+    assert.equal(f.config.bosTokenId, 151646);
+    assert.deepEqual(f.generation, { eosTokenIds: [151643], defaults: { temperature: 0.6, topP: 0.95, topK: 1 }, present: true });
+    assert.deepEqual([...f.variants], [['q4', join(dir, 'model.onnx')]]);
+    assert.equal(f.names.pastKey, 'past_key_values.%d.key');
+    assert.equal(f.names.positionIds, 'position_ids', 'the default name, for graphs that have the input');
+  });
+
+  it('calls a model the builder made for a GPU q4f16 (fp16 activations)', () => {
+    const gpu = { ...GENAI_1_5B, model: { ...GENAI_1_5B.model, decoder: { ...GENAI_1_5B.model.decoder, session_options: { log_id: 'onnxruntime-genai', provider_options: [{ cuda: { enable_cuda_graph: '0' } }] } } } };
+    assert.deepEqual([...readModelFolder(dirWith('gpu', { 'genai_config.json': gpu, 'model.onnx': 'x' })).variants.keys()], ['q4f16']);
+  });
+
+  it('names genai_config.json and the field in its errors', () => {
+    const { head_size: _drop, ...decoder } = GENAI_1_5B.model.decoder;
+    void _drop;
+    assert.throws(
+      () => readModelFolder(dirWith('nohead', { 'genai_config.json': { ...GENAI_1_5B, model: { ...GENAI_1_5B.model, decoder } }, 'model.onnx': 'x' })),
+      (e: unknown) => e instanceof ModelError && e.file === join(tmp, 'nohead', 'genai_config.json') && /model\.decoder\.head_size/.test(e.message),
+    );
+    assert.throws(
+      () => readModelFolder(dirWith('llama', { 'genai_config.json': { ...GENAI_1_5B, model: { ...GENAI_1_5B.model, type: 'phi3' } }, 'model.onnx': 'x' })),
+      (e: unknown) => e instanceof ModelError && /model\.type is "phi3"/.test(e.message),
+    );
+    assert.throws(
+      () => readModelFolder(dirWith('escape', { 'genai_config.json': { ...GENAI_1_5B, model: { ...GENAI_1_5B.model, decoder: { ...GENAI_1_5B.model.decoder, filename: '../../etc/passwd' } } } })),
+      (e: unknown) => e instanceof ModelError && /filename/.test(e.message),
+    );
+  });
+
+  it('says which file is missing when genai_config.json names a model that is not there', () => {
+    const dir = dirWith('nofile', { 'genai_config.json': GENAI_1_5B });
+    assert.throws(
+      () => readModelFolder(dir),
+      (e: unknown) => e instanceof ModelError && e.code === 'missing-file' && e.file === join(dir, 'model.onnx') && /names the model file model\.onnx/.test(e.message),
+    );
+  });
+});
+
 describe('validateSignature', () => {
   const cfg: ModelConfigSummary = {
     modelType: 'qwen2',
@@ -167,12 +248,29 @@ describe('validateSignature', () => {
       (e: unknown) => e instanceof ModelError && e.code === 'signature-mismatch' && e.file === 'm.onnx' && re.test(e.message),
     );
 
+  it('accepts a graph without position_ids (GroupQueryAttention takes the positions from the mask), and says it is not fed', () => {
+    const g = graph();
+    assert.equal(validateSignature('m.onnx', g.inputs, g.outputs, cfg).feedsPositionIds, true);
+    g.inputs = g.inputs.filter((x) => x.name !== 'position_ids');
+    const s = validateSignature('m.onnx', g.inputs, g.outputs, cfg);
+    assert.equal(s.feedsPositionIds, false);
+    assert.deepEqual(s.pastNames.slice(0, 2), ['past_key_values.0.key', 'past_key_values.0.value']);
+    assert.deepEqual(s.presentNames.slice(-1), ['present.1.value']);
+  });
+
+  it('takes the names from genai_config.json when they differ', () => {
+    const names = { ...DEFAULT_NAMES, pastKey: 'past.%d.k', pastValue: 'past.%d.v', presentKey: 'kv.%d.k', presentValue: 'kv.%d.v', logits: 'scores' };
+    const rename = (n: string) => n.replace(/^past_key_values\.(\d+)\.key$/, 'past.$1.k').replace(/^past_key_values\.(\d+)\.value$/, 'past.$1.v').replace(/^present\.(\d+)\.key$/, 'kv.$1.k').replace(/^present\.(\d+)\.value$/, 'kv.$1.v').replace(/^logits$/, 'scores');
+    const g = graph();
+    const renamed = { inputs: g.inputs.map((x) => ({ ...x, name: rename(x.name) })), outputs: g.outputs.map((x) => ({ ...x, name: rename(x.name) })) };
+    const s = validateSignature('m.onnx', renamed.inputs, renamed.outputs, cfg, names);
+    assert.deepEqual(s.pastNames, ['past.0.k', 'past.0.v', 'past.1.k', 'past.1.v']);
+    assert.deepEqual(s.presentNames, ['kv.0.k', 'kv.0.v', 'kv.1.k', 'kv.1.v']);
+    assert.throws(() => validateSignature('m.onnx', g.inputs, g.outputs, cfg, names), /unexpected input 'past_key_values\.0\.key'|no past\.\*\.k/);
+  });
+
   it('rejects what does not match', () => {
     let g = graph();
-    g.inputs = g.inputs.filter((x) => x.name !== 'position_ids');
-    rejects(g, /no input 'position_ids'/);
-
-    g = graph();
     g.outputs = g.outputs.filter((x) => x.name !== 'present.1.value');
     rejects(g, /no output 'present\.1\.value'/);
 
