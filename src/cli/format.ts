@@ -10,6 +10,7 @@ export function formatInfo(info: ModelInfo): string {
   const sig = info.signature;
   const lines: string[] = [];
   lines.push(`model folder   ${info.modelDir}`);
+  lines.push(`layout         ${info.layout === 'genai' ? 'genai (onnxruntime-genai: genai_config.json)' : 'hub (config.json, onnx/model_<variant>.onnx)'}`);
   lines.push(
     `config         ${c.modelType}: ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, ${c.numAttentionHeads} heads, ${c.numKeyValueHeads} KV heads of ${c.headDim}, vocab ${c.vocabSize}, max positions ${c.maxPositionEmbeddings}`,
   );
@@ -21,14 +22,21 @@ export function formatInfo(info: ModelInfo): string {
     lines.push(`  not used     ${a.provider}: ${a.reason ?? 'failed'}`);
   }
   lines.push(`signature      ${sig.numLayers} layers, KV ${sig.kvDtype} [1, ${sig.kvHeads}, past, ${sig.headDim}], logits ${sig.logitsDtype}`);
-  const kv = /^(past_key_values|present)\.\d+\./;
-  const first = (prefix: string, list: TensorSignature[]) => list.find((s) => s.name.startsWith(prefix));
-  for (const s of sig.inputs.filter((x) => !kv.test(x.name))) lines.push(`  input        ${s.name} ${shape(s)}`);
-  const past0 = first('past_key_values.0.key', sig.inputs);
-  if (past0) lines.push(`  input        past_key_values.{0..${sig.numLayers - 1}}.{key,value} ${shape(past0)}`);
-  for (const s of sig.outputs.filter((x) => !kv.test(x.name))) lines.push(`  output       ${s.name} ${shape(s)}`);
-  const present0 = first('present.0.key', sig.outputs);
-  if (present0) lines.push(`  output       present.{0..${sig.numLayers - 1}}.{key,value} ${shape(present0)}`);
+  const kv = new Set([...sig.pastNames, ...sig.presentNames]);
+  // past_key_values.%d.key + past_key_values.%d.value → past_key_values.{0..27}.{key,value}
+  const layers = (key: string, value: string) => {
+    let head = 0;
+    while (head < key.length && key[head] === value[head]) head++;
+    const k = key.slice(head);
+    const v = value.slice(head);
+    return `${key.slice(0, head)}{${k},${v}}`.replaceAll('%d', `{0..${sig.numLayers - 1}}`);
+  };
+  for (const s of sig.inputs.filter((x) => !kv.has(x.name))) lines.push(`  input        ${s.name} ${shape(s)}`);
+  const past0 = sig.inputs.find((s) => s.name === sig.pastNames[0]);
+  if (past0) lines.push(`  input        ${layers(sig.names.pastKey, sig.names.pastValue)} ${shape(past0)}`);
+  for (const s of sig.outputs.filter((x) => !kv.has(x.name))) lines.push(`  output       ${s.name} ${shape(s)}`);
+  const present0 = sig.outputs.find((s) => s.name === sig.presentNames[0]);
+  if (present0) lines.push(`  output       ${layers(sig.names.presentKey, sig.names.presentValue)} ${shape(present0)}`);
   lines.push(`eos ids        ${info.eosTokenIds.join(', ')}`);
   const d = info.generationDefaults;
   const defaults = [
@@ -36,7 +44,7 @@ export function formatInfo(info: ModelInfo): string {
     d.topP !== undefined ? `top-p ${d.topP}` : '',
     d.topK !== undefined ? `top-k ${d.topK}` : '',
   ].filter(Boolean);
-  if (defaults.length) lines.push(`defaults       ${defaults.join(', ')} (generation_config.json)`);
+  if (defaults.length) lines.push(`defaults       ${defaults.join(', ')} (${info.layout === 'genai' ? 'genai_config.json search' : 'generation_config.json'})`);
   for (const n of info.notes) lines.push(`note           ${n}`);
   lines.push(`loaded in      ${info.loadMs} ms`);
   return `${lines.join('\n')}\n`;
