@@ -31,7 +31,7 @@ import {
 } from './providers';
 import { firstRunOnDevice, keepsKvOnDevice, webgpuOutputLocations } from './device';
 import { withPreparedCpuModel } from './graph';
-import { DecoderSession } from './session';
+import { DecoderSession, STEPWISE_REUSE_LIMIT } from './session';
 import { R1Tokenizer } from './tokenizer';
 import type {
   DecoderNames,
@@ -231,6 +231,12 @@ export class R1Engine {
         );
       }
       decoder.reset();
+      const stepFailure = await decoder.probeMultiTokenSteps(probeToken);
+      if (stepFailure) {
+        notes.push(
+          `This graph runs only one token at a time once its KV cache holds some (ONNX Runtime: ${stepFailure}). A prompt runs in one piece; the thinking budget's closing tokens and a follow-up's new tokens run one at a time, and a follow-up reuses the cache only when it adds at most ${STEPWISE_REUSE_LIMIT} tokens.`,
+        );
+      }
     } catch (e) {
       await session.release().catch(() => undefined);
       if (e instanceof ModelError) {

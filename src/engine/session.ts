@@ -17,6 +17,13 @@ import type { GraphSignature } from './types';
 
 type KvData = Float32Array | Uint16Array;
 
+/**
+ * On a graph that takes one token at a time once its cache holds some (multiTokenSteps false), a
+ * follow-up keeps the cached prefix only when at most this many new prompt tokens follow it: they
+ * run one by one, each as fast as a decode step, which beats computing the whole prompt again.
+ */
+export const STEPWISE_REUSE_LIMIT = 64;
+
 let halfTable: Float32Array | undefined;
 /** float16 bit patterns to float32 values (a 256 KB table built once). */
 export function float16Table(): Float32Array {
@@ -106,7 +113,8 @@ export class DecoderSession {
   startSequence(ids: ArrayLike<number>): number {
     const keep = sharedPrefixLength(this.tokens, ids, Math.min(this.tokens.length, ids.length - 1));
     // KV kept on a GPU device (WebGPU) cannot be cut from here: start over.
-    if (keep === 0 || this.past.some((t) => t.location !== 'cpu')) {
+    const stepwiseTooLong = !this.multiTokenSteps && ids.length - keep > STEPWISE_REUSE_LIMIT;
+    if (keep === 0 || stepwiseTooLong || this.past.some((t) => t.location !== 'cpu')) {
       this.reset();
       return 0;
     }
@@ -132,10 +140,48 @@ export class DecoderSession {
   }
 
   /**
+   * False for graphs that cannot run more than one token once the cache holds some: onnxruntime-
+   * genai's MultiHeadAttention export (the onnx-community files) builds its causal mask by
+   * expanding an [S, S] triangle to [S, past + S], which only works for an empty cache or one
+   * token. Found by probeMultiTokenSteps(). Then a prompt runs in one piece from an empty cache,
+   * and tokens after the cache holds some run one at a time.
+   */
+  multiTokenSteps = true;
+
+  /**
+   * Finds out whether the graph runs two tokens after a cached one (see multiTokenSteps); leaves
+   * the cache empty. Resolves to the error ONNX Runtime gave when it cannot.
+   */
+  async probeMultiTokenSteps(token: number): Promise<string | undefined> {
+    this.reset();
+    this.multiTokenSteps = true;
+    let failure: string | undefined;
+    try {
+      await this.forward([token]);
+      await this.forward([token, token]);
+    } catch (e) {
+      if (!(e instanceof ModelError) || e.code !== 'runtime') throw e;
+      failure = e.problem;
+      this.multiTokenSteps = false;
+    }
+    this.reset();
+    return failure;
+  }
+
+  /**
    * Runs `ids` after the cached tokens, appends them to the cache and returns the logits of the
    * last position (a buffer reused by the next call: copy it to keep it).
    */
   async forward(ids: ArrayLike<number>): Promise<Float32Array> {
+    if (!this.multiTokenSteps && ids.length > 1) {
+      if (this.tokens.length > 0) {
+        let last: Float32Array | undefined;
+        for (let i = 0; i < ids.length; i++) last = await this.forward([ids[i]!]);
+        return last!;
+      }
+      // From an empty cache the whole piece runs at once; the engine-kept slots must then be empty too.
+      this.slots?.release();
+    }
     const logits = this.slots ? await this.slots.forward(ids) : await this.forwardWithPresent(ids);
     for (let i = 0; i < ids.length; i++) this.tokens.push(ids[i]!);
     return logits;
@@ -196,7 +242,8 @@ export class DecoderSession {
 
   /** Runs `ids` in chunks of at most `chunkSize` tokens; returns the last position's logits. */
   async prefill(ids: ArrayLike<number>, chunkSize: number, onChunk?: () => Promise<void> | void): Promise<Float32Array> {
-    const size = Math.max(1, Math.floor(chunkSize));
+    // A graph that takes one token at a time after the first run gets the whole prompt at once.
+    const size = !this.multiTokenSteps && this.tokens.length === 0 ? ids.length : Math.max(1, Math.floor(chunkSize));
     let logits: Float32Array | undefined;
     for (let start = 0; start < ids.length; start += size) {
       const end = Math.min(ids.length, start + size);
