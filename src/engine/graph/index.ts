@@ -17,7 +17,7 @@ import { basename } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../modelFolder';
 import { checkedRewrites } from './check';
-import { type PrepareOptions, type PrepareResult, prepareModelForCpu } from './prepare';
+import { NOTHING_TO_PREPARE, type PrepareOptions, type PrepareResult, prepareModelForCpu } from './prepare';
 import { CPU_ACCURACY_LEVEL } from './rewrites';
 
 export interface PreparedCpuOptions {
@@ -57,7 +57,7 @@ export function withPreparedCpuModel<S, O extends { executionProviders?: readonl
       return create(file, options);
     }
     if (!r.prepared) {
-      if (r.reason && !r.reason.startsWith('no MatMulNBits')) note(`The model was not prepared for the CPU: ${r.reason}.`);
+      if (r.reason && r.reason !== NOTHING_TO_PREPARE) note(`The model was not prepared for the CPU: ${r.reason}.`);
       return create(file, options);
     }
     try {

@@ -22,6 +22,8 @@ export interface Plan {
   kvNewRows: boolean;
   fusedMatMuls: { from: number; to: number };
   attentionLayers: number;
+  /** Whether any rewrite applies: otherwise the file is used as it is. */
+  changed: boolean;
   outputSize: number;
 }
 
@@ -45,6 +47,7 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
   const top: Segment[] = [];
   let rewritten = 0;
   let sawGraph = false;
+  let quantized = false;
   let done = { lastLogits: false, kvNewRows: false, fusedMatMuls: { from: 0, to: 0 }, attentionLayers: 0 };
   const opset = await defaultOpset(r);
   for (let pos = 0; pos < r.size; ) {
@@ -71,14 +74,13 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
         q = g.end;
       }
       if (fields.length === 0) throw new Error('empty graph');
+      quantized = fields.some((x) => x.node?.opType === 'MatMulNBits');
       const extraInits: onnx.TensorProto[] = [];
       const extraSegments: Segment[] = [];
-      // Only a graph that needs the accuracy level gets the other rewrites too. The fusion and the
-      // attention rewrite need the initializers' headers (a read each), so they are read only then.
-      if (rewritten > 0) {
-        if (want.fuseMatMuls || (want.attention && attentionShape)) for (const x of fields) if (x.f.field === 5 && x.f.wire === 2) x.init = await readInitializerHeader(r, x.f);
-        done = rewriteGraph(fields, want, extraInits, extraSegments, opset, attentionShape);
-      }
+      // The fusion and the attention rewrite need the initializers' headers (a read each), so they
+      // are read only when one of them is wanted.
+      if (want.fuseMatMuls || (want.attention && attentionShape)) for (const x of fields) if (x.f.field === 5 && x.f.wire === 2) x.init = await readInitializerHeader(r, x.f);
+      done = rewriteGraph(fields, want, extraInits, extraSegments, opset, attentionShape);
       const inner: Segment[] = [];
       const emitNode = (n: onnx.NodeProto) => {
         const bytes = onnx.NodeProto.encode(n).finish();
@@ -115,7 +117,10 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
     if (last && !(last instanceof Uint8Array) && !(s instanceof Uint8Array) && last.from + last.len === s.from) last.len += s.len;
     else merged.push(s instanceof Uint8Array ? s : { ...s });
   }
-  return { segments: merged, rewritten, ...done, outputSize: merged.reduce((a, s) => a + segLen(s), 0) };
+  // Quantized models (MatMulNBits) are prepared: those the export left at float32 compute, and
+  // those already at int8 compute (onnxruntime-genai's CPU builds) when another rewrite applies.
+  const changed = rewritten > 0 || (quantized && (done.lastLogits || done.kvNewRows || done.fusedMatMuls.from > 0 || done.attentionLayers > 0));
+  return { segments: merged, rewritten, ...done, changed, outputSize: merged.reduce((a, s) => a + segLen(s), 0) };
 }
 
 /** Counts MatMulNBits nodes that would be rewritten, without writing anything (for tests and checks). */

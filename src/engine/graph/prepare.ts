@@ -33,6 +33,9 @@ import { planRewrite } from './plan';
 import { FileReader, type Segment } from './protobuf';
 import { CPU_ACCURACY_LEVEL, type GraphRewrites, wantedRewrites } from './rewrites';
 
+/** Why a model is used as it is when no rewrite applies (not worth a note). */
+export const NOTHING_TO_PREPARE = 'no MatMulNBits node without accuracy_level, and no other rewrite applies to a quantized graph';
+
 /** Bump when the rewrite changes, so older prepared copies are not reused. */
 export const PREPARE_VERSION = 4;
 
@@ -154,7 +157,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
     const reader = new FileReader(fh, st.size);
     const shape = opts.verify ? opts.attentionShape : undefined;
     let plan = await planRewrite(reader, level, opts, shape);
-    if (plan.rewritten === 0) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'no MatMulNBits node without accuracy_level' });
+    if (!plan.changed) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: NOTHING_TO_PREPARE });
     // With the attention rewritten, a copy without it is written too, as the reference (and the
     // fallback) of the verify check.
     let plain = plan.attentionLayers > 0 ? await planRewrite(reader, level, { ...opts, attention: false }) : undefined;

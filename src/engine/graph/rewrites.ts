@@ -91,7 +91,9 @@ export function rewriteGraph(
     const headField = producer.get(skipIdentity('logits'));
     const head = headField?.node;
     const dims = out?.output?.type?.tensorType?.shape?.dim;
-    if (out && head && (head.opType === 'MatMulNBits' || head.opType === 'MatMul') && dims?.length === 3) {
+    // A graph whose logits already cover one position (a prepared copy) is left as it is.
+    const onePosition = dims?.[1]?.dimValue !== undefined && dims[1].dimValue !== null && Number(dims[1].dimValue) === 1;
+    if (out && head && (head.opType === 'MatMulNBits' || head.opType === 'MatMul') && dims?.length === 3 && !onePosition) {
       const starts = 'r1_last_position/starts';
       const ends = 'r1_last_position/ends';
       const axes = 'r1_last_position/axes';
