@@ -351,7 +351,11 @@ export function readGenaiFolder(dir: string): GenaiFolder {
     source: GENAI_CONFIG,
   };
   const search = j.search === undefined ? {} : objectField(j, 'search', file, '');
-  const generation: GenerationConfig = { eosTokenIds: config.eosTokenIds, defaults: samplingDefaults(search, file, 'search.'), present: true };
+  // The builder writes top_k 1 whatever the model: taken as a default it would make every answer
+  // greedy, which R1 distills loop on. The other search values come from the model's own config.
+  const { top_k: _builderTopK, ...sampling } = search;
+  void _builderTopK;
+  const generation: GenerationConfig = { eosTokenIds: config.eosTokenIds, defaults: samplingDefaults(sampling, file, 'search.'), present: true };
   return { config, generation, file: join(dir, filename), names, gpuBuild };
 }
 

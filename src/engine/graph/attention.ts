@@ -97,8 +97,6 @@ export function rewriteAttention(fields: GraphField[], shape: AttentionShape, ex
 
   // Shared values, computed once before the first node: valid lengths from the mask, the rows
   // this run adds, and the rotary tables.
-  const pre = (name: string, opType: string, input: string[], attribute: onnx.AttributeProto[] = []) =>
-    onnx.NodeProto.create({ name: `r1_gqa/${name}`, opType, domain: '', input, output: [`r1_gqa/${name}`], attribute });
   const half = headDim / 2;
   const cos = new Float32Array(maxPositions * half);
   const sin = new Float32Array(maxPositions * half);
@@ -112,25 +110,8 @@ export function rewriteAttention(fields: GraphField[], shape: AttentionShape, ex
   extraInits.push(
     onnx.TensorProto.create({ name: 'r1_gqa/cos_cache', dims: [maxPositions, half], dataType: T.FLOAT, rawData: new Uint8Array(cos.buffer) }),
     onnx.TensorProto.create({ name: 'r1_gqa/sin_cache', dims: [maxPositions, half], dataType: T.FLOAT, rawData: new Uint8Array(sin.buffer) }),
-    i64('r1_gqa/axis0', [0]),
-    i64('r1_gqa/axis1', [1]),
-    i64('r1_gqa/one', [1]),
-    i64('r1_gqa/index1', [1]),
-    i64('r1_gqa/axis2', [2]),
   );
-  const shared = [
-    pre('mask_sum', 'ReduceSum', ['attention_mask', 'r1_gqa/axis1'], [intAttr('keepdims', 0)]), // [b]
-    pre('seqlens64', 'Sub', ['r1_gqa/mask_sum', 'r1_gqa/one']),
-    pre('seqlens_k', 'Cast', ['r1_gqa/seqlens64'], [intAttr('to', T.INT32)]),
-    pre('total64', 'ReduceMax', ['r1_gqa/mask_sum'], [intAttr('keepdims', 0)]), // scalar
-    pre('total', 'Cast', ['r1_gqa/total64'], [intAttr('to', T.INT32)]),
-    pre('ids_shape', 'Shape', ['input_ids']),
-    pre('seq', 'Gather', ['r1_gqa/ids_shape', 'r1_gqa/index1'], [intAttr('axis', 0)]), // [1]
-    pre('total1', 'Unsqueeze', ['r1_gqa/total64', 'r1_gqa/axis0']), // [1]
-    pre('filled', 'Sub', ['r1_gqa/total1', 'r1_gqa/seq']), // [1]: rows already in the cache
-  ];
-  const firstNode = nodes[0]!;
-  (firstNode.before ??= []).push(...shared);
+  addSlotLengths(nodes[0]!, extraInits);
 
   for (let i = 0; i < layers.size; i++) {
     const l = layers.get(i)!;
@@ -147,22 +128,85 @@ export function rewriteAttention(fields: GraphField[], shape: AttentionShape, ex
       output: [out, presentKey, presentValue],
       attribute: [intAttr('num_heads', numHeads), intAttr('kv_num_heads', numKvHeads), intAttr('do_rotary', 1), intAttr('rotary_interleaved', 0)],
     });
-    const ends = `${tag}/ends`;
-    const cut = [
-      onnx.NodeProto.create({ name: ends, opType: 'Add', domain: '', input: ['r1_gqa/filled', 'r1_gqa/seq'], output: [ends] }),
-      ...(['key', 'value'] as const).map((kind) => {
-        const present = `present.${i}.${kind}`;
-        // The node that output present.* now outputs a dead value (dropped below).
-        const old = producer.get(present)!;
-        old.node.output = old.node.output!.map((n) => (n === present ? `${present}/r1_replaced` : n));
-        if (old.field) old.field.changed = true;
-        return onnx.NodeProto.create({ name: `${present}/r1_new_rows`, opType: 'Slice', domain: '', input: [kind === 'key' ? presentKey : presentValue, 'r1_gqa/filled', ends, 'r1_gqa/axis2'], output: [present] });
-      }),
-    ];
+    // The nodes that output present.* now output dead values (dropped below).
+    for (const kind of ['key', 'value'] as const) {
+      const present = `present.${i}.${kind}`;
+      const old = producer.get(present)!;
+      old.node.output = old.node.output!.map((n) => (n === present ? `${present}/r1_replaced` : n));
+      if (old.field) old.field.changed = true;
+    }
     o.input![0] = out;
     l.o!.changed = true;
-    (l.o!.before ??= []).push(gqa, ...cut);
+    (l.o!.before ??= []).push(gqa, ...newRowsOf(i, presentKey, presentValue));
   }
   dropDeadNodes(fields, outputs.map((x) => x.output!.name!));
   return layers.size;
+}
+
+/**
+ * The values the engine's KV slots (../kvSlots.ts) imply, computed once before `first`: with a
+ * mask of [filled ones, stale zeros, seq ones], `r1_gqa/seqlens_k` (valid length − 1, int32),
+ * `r1_gqa/total` (valid length, int32), `r1_gqa/seq` and `r1_gqa/filled` ([1] int64).
+ */
+function addSlotLengths(first: GraphField, extraInits: onnx.TensorProto[]): void {
+  const pre = (name: string, opType: string, input: string[], attribute: onnx.AttributeProto[] = []) =>
+    onnx.NodeProto.create({ name: `r1_gqa/${name}`, opType, domain: '', input, output: [`r1_gqa/${name}`], attribute });
+  extraInits.push(i64('r1_gqa/axis0', [0]), i64('r1_gqa/axis1', [1]), i64('r1_gqa/one', [1]), i64('r1_gqa/index1', [1]), i64('r1_gqa/axis2', [2]));
+  (first.before ??= []).push(
+    pre('mask_sum', 'ReduceSum', ['attention_mask', 'r1_gqa/axis1'], [intAttr('keepdims', 0)]), // [b]
+    pre('seqlens64', 'Sub', ['r1_gqa/mask_sum', 'r1_gqa/one']),
+    pre('seqlens_k', 'Cast', ['r1_gqa/seqlens64'], [intAttr('to', T.INT32)]),
+    pre('total64', 'ReduceMax', ['r1_gqa/mask_sum'], [intAttr('keepdims', 0)]), // scalar
+    pre('total', 'Cast', ['r1_gqa/total64'], [intAttr('to', T.INT32)]),
+    pre('ids_shape', 'Shape', ['input_ids']),
+    pre('seq', 'Gather', ['r1_gqa/ids_shape', 'r1_gqa/index1'], [intAttr('axis', 0)]), // [1]
+    pre('total1', 'Unsqueeze', ['r1_gqa/total64', 'r1_gqa/axis0']), // [1]
+    pre('filled', 'Sub', ['r1_gqa/total1', 'r1_gqa/seq']), // [1]: rows already in the cache
+  );
+}
+
+/** present.{i}.* as the rows [filled, filled + seq) of a GroupQueryAttention node's present outputs. */
+function newRowsOf(i: number, presentKey: string, presentValue: string): onnx.NodeProto[] {
+  const ends = `r1_gqa/${i}/ends`;
+  return [
+    onnx.NodeProto.create({ name: ends, opType: 'Add', domain: '', input: ['r1_gqa/filled', 'r1_gqa/seq'], output: [ends] }),
+    ...(['key', 'value'] as const).map((kind) => {
+      const present = `present.${i}.${kind}`;
+      return onnx.NodeProto.create({ name: `${present}/r1_new_rows`, opType: 'Slice', domain: '', input: [kind === 'key' ? presentKey : presentValue, 'r1_gqa/filled', ends, 'r1_gqa/axis2'], output: [present] });
+    }),
+  ];
+}
+
+/**
+ * New KV rows only, in a graph whose attention already is GroupQueryAttention (onnxruntime-genai's
+ * own builds): each node that reads past_key_values.{i}.* and outputs present.{i}.* now reads the
+ * valid lengths the engine's slots imply, and present.{i}.* become the rows this run added.
+ * Returns false, changing nothing, unless every layer has such a node.
+ */
+export function cutGqaPresents(fields: GraphField[], numLayers: number, extraInits: onnx.TensorProto[]): boolean {
+  const index = indexGraph(fields);
+  if (!index || numLayers === 0 || !index.graphInputs.has('attention_mask') || !index.graphInputs.has('input_ids')) return false;
+  const gqa: GraphField[] = [];
+  for (let i = 0; i < numLayers; i++) {
+    const p = index.producer.get(`present.${i}.key`);
+    const n = p?.node;
+    const ok =
+      p?.field && n?.opType === 'GroupQueryAttention' && n.domain === 'com.microsoft' && n.output?.[1] === `present.${i}.key` && n.output?.[2] === `present.${i}.value` &&
+      n.input?.[3] === `past_key_values.${i}.key` && n.input?.[4] === `past_key_values.${i}.value` && (n.input?.length ?? 0) >= 7;
+    if (!ok) return false;
+    gqa.push(p.field!);
+  }
+  addSlotLengths(fields.find((x) => x.node && !x.dropped)!, extraInits);
+  gqa.forEach((x, i) => {
+    const n = x.node!;
+    const full = [`present.${i}.key/r1_full`, `present.${i}.value/r1_full`];
+    n.input![5] = 'r1_gqa/seqlens_k';
+    n.input![6] = 'r1_gqa/total';
+    n.output![1] = full[0]!;
+    n.output![2] = full[1]!;
+    x.changed = true;
+    (x.after ??= []).push(...newRowsOf(i, full[0]!, full[1]!));
+  });
+  dropDeadNodes(fields, fields.flatMap((x) => (x.output?.name ? [x.output.name] : [])));
+  return true;
 }

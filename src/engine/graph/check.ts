@@ -84,6 +84,10 @@ export async function sameLogits(plain: string, candidate: string, config: Model
     const signature = validateSignature(file, session.inputMetadata as unknown as ValueMetadataLike[], session.outputMetadata as unknown as ValueMetadataLike[], config);
     const d = new DecoderSession(session, signature, config.vocabSize);
     try {
+      // A copy whose attention is still the export's may take one token at a time once its cache
+      // holds some (the builder's MultiHeadAttention graph): its decoder then steps through the
+      // schedule's chunks token by token, which gives the same logits at the end of each call.
+      await d.probeMultiTokenSteps(13 % config.vocabSize);
       return await schedule(d, config.vocabSize);
     } finally {
       await d.release();

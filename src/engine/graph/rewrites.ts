@@ -4,7 +4,7 @@
  * the attention rewrite (attention.ts) and the MatMulNBits fusion (fuse.ts).
  */
 import { onnx } from 'onnx-proto';
-import { type AttentionShape, rewriteAttention } from './attention';
+import { type AttentionShape, cutGqaPresents, rewriteAttention } from './attention';
 import { fuseMatMulNBits } from './fuse';
 import type { GraphField, Segment } from './protobuf';
 
@@ -155,6 +155,15 @@ export function rewriteGraph(
     if (plans.length > 0 && plans.length === presents.length) {
       for (const p of plans) p();
       kvNewRows = true;
+    } else if (presents.length > 0 && presents.every((x) => x.output!.type?.tensorType?.elemType === onnx.TensorProto.DataType.FLOAT && x.output!.type?.tensorType?.shape?.dim?.length === 4)) {
+      // A graph whose attention already is GroupQueryAttention: its present.* are the node's own.
+      kvNewRows = cutGqaPresents(fields, presents.length / 2, extraInits);
+      if (kvNewRows) {
+        for (const out of presents) {
+          out.output!.type!.tensorType!.shape!.dim![2] = onnx.TensorShapeProto.Dimension.create({ dimParam: KV_NEW_ROWS_DIM });
+          out.changed = true;
+        }
+      }
     }
   }
   // Attention before fusion: it finds the projections by their own nodes, which fusion replaces.

@@ -1,0 +1,131 @@
+/**
+ * The engine on every layout people download (test/fixtures/onnx/BUILDER-GRAPHS.md): the
+ * onnx-community export (the builder's MultiHeadAttention graph, hub folder), onnxruntime-genai's
+ * own build (GroupQueryAttention, genai_config.json) and an Optimum-style export. All three fixtures
+ * carry the same weights, so they must also agree with each other.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { R1Engine } from '../../../src/engine/engine';
+import type { ModelVariant } from '../../../src/engine/types';
+import { ensureFixture, type FixtureName } from '../../fixtures/models';
+
+const cacheDir = mkdtempSync(join(tmpdir(), 'r1-layouts-'));
+after(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+interface Case {
+  name: string;
+  fixture: FixtureName;
+  variant?: ModelVariant;
+  layout: 'hub' | 'genai';
+}
+
+const CASES: Case[] = [
+  { name: 'onnx-community q4 (MultiHeadAttention, no accuracy_level)', fixture: 'tiny-onnx-community', variant: 'q4', layout: 'hub' },
+  { name: 'onnx-community fp32', fixture: 'tiny-onnx-community', variant: 'fp32', layout: 'hub' },
+  { name: 'genai CPU int4 (GroupQueryAttention, accuracy_level 4, no position_ids)', fixture: 'tiny-genai-cpu', layout: 'genai' },
+  { name: 'optimum-style', fixture: 'tiny-qwen2', variant: 'q4', layout: 'hub' },
+];
+
+const PROMPT = [151646, 151644, ...Array.from({ length: 70 }, (_, i) => (i * 7919 + 11) % 151643), 151645, 151648, 198];
+const FOLLOW = [1000, 2000, 3000, 4000, 5000];
+
+/** Logits after PROMPT (prefilled in chunks of 16) and after each of FOLLOW, one token a step. */
+async function stepLogits(e: R1Engine, chunk = 16): Promise<Float32Array[]> {
+  const d = e.decoder;
+  d.reset();
+  const out = [(await d.prefill(PROMPT, chunk)).slice()];
+  for (const t of FOLLOW) out.push((await d.forward([t])).slice());
+  return out;
+}
+
+/** The same positions computed without any cache: the whole sequence in one run each. */
+async function noCacheLogits(e: R1Engine): Promise<Float32Array[]> {
+  const d = e.decoder;
+  const out: Float32Array[] = [];
+  for (let k = 0; k <= FOLLOW.length; k++) {
+    d.reset();
+    out.push((await d.forward([...PROMPT, ...FOLLOW.slice(0, k)])).slice());
+  }
+  return out;
+}
+
+/** Largest difference relative to the largest logit, over every step. */
+function relDiff(a: Float32Array[], b: Float32Array[]): number {
+  let worst = 0;
+  for (let k = 0; k < a.length; k++) {
+    let scale = 0;
+    let diff = 0;
+    for (let i = 0; i < a[k]!.length; i++) {
+      scale = Math.max(scale, Math.abs(a[k]![i]!));
+      diff = Math.max(diff, Math.abs(a[k]![i]! - b[k]![i]!));
+    }
+    worst = Math.max(worst, diff / scale);
+  }
+  return worst;
+}
+
+async function load(c: Case, prepareForCpu: boolean): Promise<R1Engine> {
+  const modelDir = await ensureFixture(c.fixture);
+  return R1Engine.load({ modelDir, variant: c.variant, provider: 'cpu', prepareForCpu, cacheDir, cpuThreads: 1 });
+}
+
+const results = new Map<string, Float32Array[]>();
+
+for (const c of CASES) {
+  describe(`layout: ${c.name}`, () => {
+    it('loads with the layout reported, and its KV-cache steps give the logits of a no-cache run (as exported and prepared)', async () => {
+      for (const prepared of [false, true]) {
+        const e = await load(c, prepared);
+        try {
+          assert.equal(e.info.layout, c.layout);
+          const cached = await stepLogits(e);
+          const fresh = await noCacheLogits(e);
+          const d = relDiff(cached, fresh);
+          assert.ok(d < 1e-3, `${prepared ? 'prepared' : 'as exported'}: cached and no-cache logits differ by ${d} of the largest logit`);
+          if (!prepared) results.set(c.name, cached);
+        } finally {
+          await e.dispose();
+        }
+      }
+    });
+
+    it('the prepared copy computes what the file as exported computes, and says which steps it applied', async () => {
+      const plain = await load(c, false);
+      let want: Float32Array[];
+      try {
+        want = await stepLogits(plain);
+      } finally {
+        await plain.dispose();
+      }
+      const e = await load(c, true);
+      try {
+        const note = e.info.notes.find((n) => /CPU-prepared copy/.test(n)) ?? '';
+        // The tiny Optimum fixture has float32 MatMuls: nothing to prepare.
+        if (c.fixture !== 'tiny-qwen2' && c.variant !== 'fp32') assert.match(note, /prepared copy/, e.info.notes.join('\n'));
+        const got = await stepLogits(e, 32);
+        // int8 compute against the export's float32: the check's own tolerance (graph/check.ts).
+        const d = relDiff(want, got);
+        assert.ok(d < 0.05, `prepared and exported logits differ by ${d} of the largest logit`);
+      } finally {
+        await e.dispose();
+      }
+    });
+  });
+}
+
+describe('the layouts agree with each other (same weights)', () => {
+  it('onnx-community fp32 and the Optimum-style graph give the same logits; the q4 builds stay close', () => {
+    const optimum = results.get('optimum-style')!;
+    const fp32 = results.get('onnx-community fp32')!;
+    assert.ok(optimum && fp32, 'the layout tests above ran');
+    assert.ok(relDiff(optimum, fp32) < 1e-3, `optimum vs onnx-community fp32: ${relDiff(optimum, fp32)}`);
+    for (const name of ['onnx-community q4 (MultiHeadAttention, no accuracy_level)', 'genai CPU int4 (GroupQueryAttention, accuracy_level 4, no position_ids)']) {
+      const q = results.get(name)!;
+      assert.ok(relDiff(fp32, q) < 0.25, `${name} vs fp32: ${relDiff(fp32, q)}`);
+    }
+  });
+});
