@@ -99,7 +99,7 @@ export class SlotKvCache {
 
 
   /** Runs `ids` after the cached tokens and returns the last position's logits (a view; copy to keep). */
-  async forward(ids: ArrayLike<number>): Promise<Float32Array> {
+  async forward(ids: ArrayLike<number>, runOptions?: ort.InferenceSession.RunOptions): Promise<Float32Array> {
     const seq = ids.length;
     if (seq === 0) throw new RangeError('forward needs at least one token');
     // The past input needs room for the cached rows only: the new rows enter through the graph's
@@ -118,7 +118,7 @@ export class SlotKvCache {
     feeds[names.inputIds] = this.tokenFeeds.inputIds(ids);
     feeds[names.attentionMask] = new ort.Tensor('int64', mask, [1, total]);
     if (this.signature.feedsPositionIds) feeds[names.positionIds] = this.tokenFeeds.positionIds(this.filled, seq);
-    const out = await runModel(this.session, feeds);
+    const out = await runModel(this.session, feeds, runOptions);
     this.grow(this.filled + seq);
     const { kv, hd, capacity } = this;
     for (let t = 0; t < this.presentNames.length; t++) {

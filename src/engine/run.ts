@@ -2,9 +2,9 @@
 import type * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
 
-export async function runModel(session: ort.InferenceSession, feeds: ort.InferenceSession.FeedsType): Promise<ort.InferenceSession.ReturnType> {
+export async function runModel(session: ort.InferenceSession, feeds: ort.InferenceSession.FeedsType, options?: ort.InferenceSession.RunOptions): Promise<ort.InferenceSession.ReturnType> {
   try {
-    return await session.run(feeds);
+    return await (options ? session.run(feeds, options) : session.run(feeds));
   } catch (e) {
     throw new ModelError(
       'runtime',

@@ -147,6 +147,8 @@ export class DecoderSession {
    * and tokens after the cache holds some run one at a time.
    */
   multiTokenSteps = true;
+  /** Options of the next runs (the probe silences ONNX Runtime's log of an expected failure). */
+  private runOptions?: ort.InferenceSession.RunOptions;
 
   /**
    * Finds out whether the graph runs two tokens after a cached one (see multiTokenSteps); leaves
@@ -158,11 +160,15 @@ export class DecoderSession {
     let failure: string | undefined;
     try {
       await this.forward([token]);
+      // A failure here is an answer, not an error: ONNX Runtime need not print it.
+      this.runOptions = { logSeverityLevel: 4 };
       await this.forward([token, token]);
     } catch (e) {
       if (!(e instanceof ModelError) || e.code !== 'runtime') throw e;
       failure = e.problem;
       this.multiTokenSteps = false;
+    } finally {
+      this.runOptions = undefined;
     }
     this.reset();
     return failure;
@@ -182,7 +188,7 @@ export class DecoderSession {
       // From an empty cache the whole piece runs at once; the engine-kept slots must then be empty too.
       this.slots?.release();
     }
-    const logits = this.slots ? await this.slots.forward(ids) : await this.forwardWithPresent(ids);
+    const logits = this.slots ? await this.slots.forward(ids, this.runOptions) : await this.forwardWithPresent(ids);
     for (let i = 0; i < ids.length; i++) this.tokens.push(ids[i]!);
     return logits;
   }
@@ -203,7 +209,7 @@ export class DecoderSession {
     // mask that is pastLen .. total-1.
     if (this.signature.feedsPositionIds) feeds[names.positionIds] = this.tokenFeeds.positionIds(pastLen, seq);
     for (let i = 0; i < this.pastNames.length; i++) feeds[this.pastNames[i]!] = this.past[i]!;
-    const out = await runModel(this.session, feeds);
+    const out = await runModel(this.session, feeds, this.runOptions);
     // With WebGPU the present.* tensors are GPU buffers (device.ts): they become the next past as
     // they are, and the previous step's buffers are released once replaced.
     for (let i = 0; i < this.presentNames.length; i++) {
