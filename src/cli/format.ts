@@ -16,6 +16,11 @@ export function formatInfo(info: ModelInfo): string {
   );
   lines.push(`variants       ${info.availableVariants.join(', ')}`);
   lines.push(`variant        ${info.variant} (${info.modelFile})`);
+  if (info.preparedCopy) {
+    const p = info.preparedCopy;
+    lines.push(`prepared copy  ${p.file} (${p.reused ? 'written by an earlier load' : 'written now'})`);
+    for (const s of p.steps) lines.push(`  ${s.applied ? '[x]' : '[ ]'}          ${s.step}: ${s.detail}`);
+  }
   lines.push(`provider       ${info.provider}`);
   for (const a of info.attempts) {
     if (a.ok) continue;

@@ -42,6 +42,7 @@ import type {
   LoadProgress,
   ModelInfo,
   ModelVariant,
+  PreparedCopyInfo,
   PromptRequest,
   TruncationNote,
 } from './types';
@@ -149,6 +150,7 @@ export class R1Engine {
     const folder = readModelFolder(dir);
     const { config, generation: gen, variants, names } = folder;
     const notes: string[] = [];
+    let preparedCopy: PreparedCopyInfo | undefined;
     if (!gen.present) notes.push('generation_config.json is absent: eos ids from config.json and tokenizer_config.json, sampling defaults from the engine.');
     // A genai folder holds one model, built for one kind of device: r1.model.variant does not apply.
     const requested = folder.layout === 'genai' ? 'auto' : opts.variant;
@@ -168,6 +170,7 @@ export class R1Engine {
       { config, cpuSessionOptions: sessionOptions('cpu', opts, config.numHiddenLayers, names), prepareForCpu: opts.prepareForCpu, cacheDir: opts.cacheDir },
       (text) => notes.push(text),
       (message) => progress('session', message, 0.15),
+      (copy) => (preparedCopy = copy),
     );
 
     const { session: loaded, provider, attempts } = await createWithFallback<Loaded>(
@@ -253,6 +256,7 @@ export class R1Engine {
     const info: ModelInfo = {
       modelDir: dir,
       layout: folder.layout,
+      ...(preparedCopy && provider === 'cpu' ? { preparedCopy } : {}),
       config: {
         modelType: config.modelType,
         hiddenSize: config.hiddenSize,

@@ -226,6 +226,21 @@ export interface GraphSignature {
   feedsPositionIds: boolean;
 }
 
+/** One step of the CPU-prepared copy (src/engine/graph): whether it applies to this model, and what it did or why not. */
+export interface PreparedStep {
+  step: 'int8 compute' | 'last-position logits' | 'new KV rows only' | 'fused matrix products' | 'fused attention';
+  applied: boolean;
+  detail: string;
+}
+
+/** The CPU-prepared copy a session loaded. */
+export interface PreparedCopyInfo {
+  file: string;
+  /** Written by an earlier load. */
+  reused: boolean;
+  steps: PreparedStep[];
+}
+
 /** Everything known about a loaded model: shown by `r1 info` and the status bar. */
 export interface ModelInfo {
   modelDir: string;
@@ -245,6 +260,8 @@ export interface ModelInfo {
   eosTokenIds: number[];
   /** Sampling defaults from generation_config.json (absent fields: the engine's defaults). */
   generationDefaults: SamplingOptions & { maxNewTokens?: number };
+  /** The CPU-prepared copy in use, and which of its steps applied (absent when the file runs as it is). */
+  preparedCopy?: PreparedCopyInfo;
   /** Notes about the provider detection limits or optional files that were absent. */
   notes: string[];
   loadMs: number;

@@ -16,6 +16,7 @@
 import { basename } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../modelFolder';
+import type { PreparedCopyInfo } from '../types';
 import { checkedRewrites } from './check';
 import { NOTHING_TO_PREPARE, type PrepareOptions, type PrepareResult, prepareModelForCpu } from './prepare';
 import { CPU_ACCURACY_LEVEL } from './rewrites';
@@ -42,6 +43,7 @@ export function withPreparedCpuModel<S, O extends { executionProviders?: readonl
   prepared: PreparedCpuOptions,
   note: (text: string) => void,
   progress?: (message: string) => void,
+  onPrepared?: (copy: PreparedCopyInfo) => void,
 ): (file: string, options: O) => Promise<S> {
   const opts: PrepareOptions = { cacheDir: prepared.cacheDir, ...checkedRewrites(prepared.config, prepared.cpuSessionOptions) };
   return async (file, options) => {
@@ -62,12 +64,14 @@ export function withPreparedCpuModel<S, O extends { executionProviders?: readonl
     }
     try {
       const s = await create(r.file, options);
+      const steps = r.steps ?? [];
+      onPrepared?.({ file: r.file, reused: r.reused, steps });
+      const applied = steps.filter((x) => x.applied).map((x) => `${x.step} (${x.detail})`);
+      const skipped = steps.filter((x) => !x.applied && x.step === 'fused attention' && x.detail.startsWith('rewritten but not kept'));
       note(
-        r.reused
-          ? `Loaded the CPU-prepared copy ${r.file} (MatMulNBits at accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL}: int8 compute).`
-          : `Wrote a CPU-prepared copy ${r.file} in ${r.ms} ms: ${r.rewrittenNodes} MatMulNBits nodes at accuracy_level ${opts.accuracyLevel ?? CPU_ACCURACY_LEVEL} (int8 compute)${r.fusedMatMuls?.from ? `, ${r.fusedMatMuls.from} of them fused into ${r.fusedMatMuls.to} wider nodes` : ''}${
-            r.attentionLayers ? `; the attention of ${r.attentionLayers} layers runs as GroupQueryAttention (checked against the plain copy)` : ''
-          }${r.attentionRejected ? `; the attention was left as exported: the GroupQueryAttention rewrite was dropped because ${r.attentionRejected}` : ''}. Turn it off with the setting r1.cpu.prepareModel.`,
+        `${r.reused ? 'Loaded the CPU-prepared copy' : `Wrote a CPU-prepared copy`} ${r.file}${r.reused ? '' : ` in ${r.ms} ms`}${applied.length ? `: ${applied.join('; ')}` : ''}.` +
+          skipped.map((x) => ` The attention was left as exported: the GroupQueryAttention rewrite was ${x.detail.replace('rewritten but not kept: ', 'dropped because ')}.`).join('') +
+          ' r1 info lists every step and why any did not apply. Turn the copy off with the setting r1.cpu.prepareModel.',
       );
       return s;
     } catch (e) {

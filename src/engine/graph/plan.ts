@@ -7,7 +7,7 @@ import { open } from 'node:fs/promises';
 import { onnx } from 'onnx-proto';
 import type { AttentionShape } from './attention';
 import { type GraphField, FileReader, lenField, readField, readInitializerHeader, type Segment, segLen } from './protobuf';
-import { CPU_ACCURACY_LEVEL, type GraphRewrites, rewriteGraph, rewriteNode, wantedRewrites } from './rewrites';
+import { CPU_ACCURACY_LEVEL, type GraphRewriteResult, type GraphRewrites, rewriteGraph, rewriteNode, wantedRewrites } from './rewrites';
 
 /** Nodes larger than this (e.g. an If with whole subgraphs inside) are copied as they are. */
 const MAX_NODE_DECODE = 16 << 20;
@@ -22,6 +22,8 @@ export interface Plan {
   kvNewRows: boolean;
   fusedMatMuls: { from: number; to: number };
   attentionLayers: number;
+  /** Why each wanted rewrite did not apply. */
+  why: GraphRewriteResult['why'];
   /** Whether any rewrite applies: otherwise the file is used as it is. */
   changed: boolean;
   outputSize: number;
@@ -48,7 +50,7 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
   let rewritten = 0;
   let sawGraph = false;
   let quantized = false;
-  let done = { lastLogits: false, kvNewRows: false, fusedMatMuls: { from: 0, to: 0 }, attentionLayers: 0 };
+  let done: GraphRewriteResult = { lastLogits: false, kvNewRows: false, fusedMatMuls: { from: 0, to: 0 }, attentionLayers: 0, why: {} };
   const opset = await defaultOpset(r);
   for (let pos = 0; pos < r.size; ) {
     const f = await readField(r, pos);

@@ -25,11 +25,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { type FileHandle, mkdir, open, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { AttentionShape } from './attention';
-import { planRewrite } from './plan';
+import type { PreparedStep } from '../types';
+import { type Plan, planRewrite } from './plan';
 import { FileReader, type Segment } from './protobuf';
 import { CPU_ACCURACY_LEVEL, type GraphRewrites, wantedRewrites } from './rewrites';
 
@@ -76,7 +77,43 @@ export interface PrepareResult {
   attentionRejected?: string;
   /** Why no prepared copy is used, when `prepared` is false. */
   reason?: string;
+  /** What each step of the copy did, or why it does not apply (kept beside the copy for reuse). */
+  steps?: PreparedStep[];
   ms: number;
+}
+
+/** The report of each step, from the plan that was kept. */
+function describeSteps(plan: Plan, level: number, attentionRejected: string | undefined): PreparedStep[] {
+  const w = plan.why;
+  return [
+    plan.rewritten > 0
+      ? { step: 'int8 compute', applied: true, detail: `${plan.rewritten} MatMulNBits nodes at accuracy_level ${level}` }
+      : { step: 'int8 compute', applied: false, detail: 'every MatMulNBits node already has an accuracy level (set by the export)' },
+    plan.lastLogits ? { step: 'last-position logits', applied: true, detail: 'lm_head runs on the last position only' } : { step: 'last-position logits', applied: false, detail: w.lastLogits ?? 'off' },
+    plan.kvNewRows
+      ? { step: 'new KV rows only', applied: true, detail: 'present.* carry only the rows of the run; the engine keeps the KV cache' }
+      : { step: 'new KV rows only', applied: false, detail: w.kvNewRows ?? 'off' },
+    plan.fusedMatMuls.from > 0
+      ? { step: 'fused matrix products', applied: true, detail: `${plan.fusedMatMuls.from} MatMulNBits nodes sharing an input run as ${plan.fusedMatMuls.to}` }
+      : { step: 'fused matrix products', applied: false, detail: w.fuseMatMuls ?? 'off' },
+    plan.attentionLayers > 0
+      ? { step: 'fused attention', applied: true, detail: `the attention of ${plan.attentionLayers} layers runs as GroupQueryAttention, checked against the copy without it` }
+      : { step: 'fused attention', applied: false, detail: attentionRejected ? `rewritten but not kept: ${attentionRejected}` : (w.attention ?? 'off') },
+  ];
+}
+
+/** The steps report kept beside a prepared copy. */
+function stepsFile(copy: string): string {
+  return `${copy}.steps.json`;
+}
+
+async function readSteps(copy: string): Promise<PreparedStep[] | undefined> {
+  try {
+    const v = JSON.parse(await readFile(stepsFile(copy), 'utf8')) as unknown;
+    return Array.isArray(v) ? (v as PreparedStep[]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The platform's user cache folder for prepared models. */
@@ -152,7 +189,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
     const target = join(dir, name);
     if (existsSync(target)) {
       const t = await stat(target).catch(() => undefined);
-      if (t && t.size > 0) return done({ file: target, prepared: true, reused: true, rewrittenNodes: 0 });
+      if (t && t.size > 0) return done({ file: target, prepared: true, reused: true, rewrittenNodes: 0, steps: await readSteps(target) });
     }
     const reader = new FileReader(fh, st.size);
     const shape = opts.verify ? opts.attentionShape : undefined;
@@ -208,6 +245,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
         attentionRejected = await opts.verify!(reference, candidate).catch((e: unknown) => `the check failed to run: ${(e as Error).message.split('\n')[0]}`);
         if (attentionRejected) [chosen, keep] = [plain, reference];
       }
+      await writeFile(stepsFile(target), JSON.stringify(describeSteps(chosen, level, attentionRejected), null, 1));
       await rename(keep, target);
     } catch (e) {
       return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: `cannot write the prepared copy in ${dir}: ${(e as Error).message}` });
@@ -217,11 +255,12 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
     // Older copies of the same source.
     if (!external) {
       for (const n of readdirSync(dir)) {
-        if (n !== name && n.startsWith(`${pathTag}-`) && n.endsWith(`-${basename(src)}`)) await unlink(join(dir, n)).catch(() => undefined);
+        const copy = n.endsWith('.steps.json') ? n.slice(0, -'.steps.json'.length) : n;
+        if (copy !== name && copy.startsWith(`${pathTag}-`) && copy.endsWith(`-${basename(src)}`)) await unlink(join(dir, n)).catch(() => undefined);
       }
     } else {
       const prefix = `${basename(src, '.onnx')}.r1-prepared-`;
-      for (const n of readdirSync(dir)) if (n !== name && n.startsWith(prefix)) await unlink(join(dir, n)).catch(() => undefined);
+      for (const n of readdirSync(dir)) if (n !== name && n !== basename(stepsFile(name)) && n.startsWith(prefix)) await unlink(join(dir, n)).catch(() => undefined);
     }
     return done({
       file: target,
@@ -233,6 +272,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
       fusedMatMuls: chosen.fusedMatMuls,
       attentionLayers: chosen.attentionLayers,
       attentionRejected,
+      steps: describeSteps(chosen, level, attentionRejected),
     });
   } finally {
     await fh.close();

@@ -63,6 +63,15 @@ export function wantedRewrites(r: GraphRewrites): Required<GraphRewrites> {
   return { lastLogits: r.lastLogits ?? true, kvNewRows: r.kvNewRows ?? true, fuseMatMuls: r.fuseMatMuls ?? true, attention: r.attention ?? true };
 }
 
+/** What the graph-level rewrites did, and why each that was wanted did not apply. */
+export interface GraphRewriteResult {
+  lastLogits: boolean;
+  kvNewRows: boolean;
+  fusedMatMuls: { from: number; to: number };
+  attentionLayers: number;
+  why: { lastLogits?: string; kvNewRows?: string; fuseMatMuls?: string; attention?: string };
+}
+
 /** The graph-level rewrites on decoded nodes and outputs; returns what was done. */
 export function rewriteGraph(
   fields: GraphField[],
@@ -71,7 +80,7 @@ export function rewriteGraph(
   extraSegments: Segment[],
   opset: number,
   attentionShape?: AttentionShape,
-): { lastLogits: boolean; kvNewRows: boolean; fusedMatMuls: { from: number; to: number }; attentionLayers: number } {
+): GraphRewriteResult {
   const nodes = fields.filter((x) => x.node);
   const outputs = fields.filter((x) => x.output);
   const producer = new Map<string, GraphField>();
@@ -85,6 +94,7 @@ export function rewriteGraph(
     }
     return name;
   };
+  const why: GraphRewriteResult['why'] = {};
   let lastLogits = false;
   if (want.lastLogits) {
     const out = outputField('logits');
@@ -108,6 +118,8 @@ export function rewriteGraph(
       dims[1] = onnx.TensorShapeProto.Dimension.create({ dimValue: 1 });
       out.changed = true;
       lastLogits = true;
+    } else {
+      why.lastLogits = onePosition ? 'the logits already cover the last position only' : 'the logits do not come from a MatMul over [batch, sequence, hidden]';
     }
   }
   let kvNewRows = false;
@@ -165,9 +177,25 @@ export function rewriteGraph(
         }
       }
     }
+    if (!kvNewRows) {
+      why.kvNewRows = presents.some((x) => x.output!.type?.tensorType?.elemType !== onnx.TensorProto.DataType.FLOAT)
+        ? 'the KV cache is not float32'
+        : 'present.* are neither a Concat of past_key_values.* and the new rows nor GroupQueryAttention outputs';
+    }
   }
   // Attention before fusion: it finds the projections by their own nodes, which fusion replaces.
-  const attentionLayers = want.attention && kvNewRows && attentionShape ? rewriteAttention(fields, attentionShape, extraInits, opset) : 0;
+  const gqa = nodes.some((x) => x.node!.opType === 'GroupQueryAttention');
+  const attentionLayers = want.attention && kvNewRows && attentionShape && !gqa ? rewriteAttention(fields, attentionShape, extraInits, opset) : 0;
+  if (want.attention && attentionLayers === 0) {
+    why.attention = gqa
+      ? 'the attention already is GroupQueryAttention'
+      : !attentionShape
+        ? 'not attempted: the model config has rope_scaling or a sliding window, or the check is off'
+        : !kvNewRows
+          ? 'not attempted: it needs new KV rows only'
+          : "each layer's q/k/v/o projections, past_key_values.* and present.* were not all found";
+  }
   const fusedMatMuls = want.fuseMatMuls ? fuseMatMulNBits(fields, extraInits, extraSegments, opset) : { from: 0, to: 0 };
-  return { lastLogits, kvNewRows, fusedMatMuls, attentionLayers };
+  if (want.fuseMatMuls && fusedMatMuls.from === 0) why.fuseMatMuls = 'no MatMulNBits nodes share an input with the same quantization (or their weights are used elsewhere)';
+  return { lastLogits, kvNewRows, fusedMatMuls, attentionLayers, why };
 }

@@ -390,7 +390,11 @@ describe('the attention rewrite (GroupQueryAttention), kept only when checked', 
     const read = new Set(g.node.flatMap((n) => n.input ?? []));
     assert.deepEqual(g.initializer.filter((t) => !read.has(t.name!)).map((t) => t.name), []);
     // Only the checked copy is left in its folder (the reference copy is removed).
-    assert.deepEqual(readdirSync(join(cacheDir, 'attn')), [basename(fused.file)]);
+    assert.deepEqual(readdirSync(join(cacheDir, 'attn')).sort(), [basename(fused.file), `${basename(fused.file)}.steps.json`]);
+    assert.deepEqual(
+      fused.steps?.map((s) => [s.step, s.applied]),
+      [['int8 compute', true], ['last-position logits', true], ['new KV rows only', true], ['fused matrix products', true], ['fused attention', true]],
+    );
     const want = await scheduleLogits(plain.file);
     const got = await scheduleLogits(fused.file);
     assert.equal(got.length, want.length);
@@ -413,7 +417,8 @@ describe('the attention rewrite (GroupQueryAttention), kept only when checked', 
     assert.equal(r.attentionLayers, 0);
     assert.match(r.attentionRejected ?? '', /logits differ from the plain copy's at step \d+/);
     assert.ok(!ops(r.file).includes('GroupQueryAttention'));
-    assert.deepEqual(readdirSync(join(cacheDir, 'attn-wrong')), [basename(r.file)], 'neither the rejected copy nor a temporary file is left');
+    assert.deepEqual(readdirSync(join(cacheDir, 'attn-wrong')).sort(), [basename(r.file), `${basename(r.file)}.steps.json`], 'neither the rejected copy nor a temporary file is left');
+    assert.match(r.steps?.find((s) => s.step === 'fused attention')?.detail ?? '', /^rewritten but not kept: /);
     // A check that cannot run counts as failed.
     const broken = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-broken'), attentionShape: shapeOf(), verify: () => Promise.reject(new Error('out of memory')) });
     assert.equal(broken.attentionLayers, 0);
@@ -437,7 +442,7 @@ describe('the attention rewrite (GroupQueryAttention), kept only when checked', 
     writeFileSync(live, 'another process is still writing this');
     const r = await prepareModelForCpu(source, { cacheDir: dir, attentionShape: shapeOf(), verify: check });
     assert.equal(r.attentionLayers, config().numHiddenLayers);
-    assert.deepEqual(readdirSync(dir).sort(), [basename(live), basename(r.file)].sort());
+    assert.deepEqual(readdirSync(dir).sort(), [basename(live), basename(r.file), `${basename(r.file)}.steps.json`].sort());
   });
 
   it('does not rewrite the attention without a check to run', async () => {
