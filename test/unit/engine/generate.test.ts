@@ -205,6 +205,29 @@ describe('R1Engine.generate on the scripted model', () => {
  * step (onnxruntime-node copies every output into JavaScript memory at each run), so the tests
  * stay quick. The 28-layer fixture above runs the short prompts.
  */
+describe('R1Engine.generate on the scripted model in the genai layout (genai_config.json, no position_ids)', () => {
+  let engine: R1Engine;
+  let scriptIds: number[];
+  before(async () => {
+    engine = await R1Engine.load({ modelDir: await ensureFixture('scripted-genai'), provider: 'cpu' });
+    scriptIds = await encodeScript(DEFAULT_SCRIPT);
+  });
+  after(async () => engine.dispose());
+
+  it('reads the folder as genai, feeds no position_ids, and reproduces the script', async () => {
+    assert.equal(engine.info.layout, 'genai');
+    assert.equal(engine.decoder.signature.feedsPositionIds, false);
+    const c = await collect(engine, ASK, { temperature: 0 });
+    checkScript(c.result, c, scriptIds);
+  });
+
+  it('closes the reasoning at the thinking budget (several tokens in one step) and the answer follows', async () => {
+    const r = (await collect(engine, ASK, { temperature: 0, thinkingBudget: 12 })).result;
+    assert.equal(r.stats.thinkingBudgetHit, true);
+    assert.equal(r.answer, expected.answer);
+  });
+});
+
 describe('R1Engine.generate with long prompts (4-layer scripted model)', () => {
   let engine: R1Engine;
   let scriptIds: number[];

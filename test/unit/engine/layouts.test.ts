@@ -5,11 +5,12 @@
  * carry the same weights, so they must also agree with each other.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { R1Engine } from '../../../src/engine/engine';
+import { ModelError } from '../../../src/engine/errors';
 import type { ModelVariant } from '../../../src/engine/types';
 import { ensureFixture, type FixtureName } from '../../fixtures/models';
 
@@ -127,6 +128,21 @@ for (const c of CASES) {
     });
   });
 }
+
+describe('bad genai folders', () => {
+  it('a graph that disagrees with genai_config.json is refused, naming the model file and genai_config.json', async () => {
+    const src = await ensureFixture('tiny-genai-cpu');
+    const dir = mkdtempSync(join(cacheDir, 'genai-bad-'));
+    for (const f of readdirSync(src)) if (!f.includes('r1-prepared')) copyFileSync(join(src, f), join(dir, f));
+    const cfg = JSON.parse(readFileSync(join(dir, 'genai_config.json'), 'utf8')) as { model: { decoder: { num_hidden_layers: number } } };
+    cfg.model.decoder.num_hidden_layers = 3;
+    writeFileSync(join(dir, 'genai_config.json'), JSON.stringify(cfg));
+    await assert.rejects(
+      R1Engine.load({ modelDir: dir, provider: 'cpu', cacheDir }),
+      (e: unknown) => e instanceof ModelError && e.code === 'signature-mismatch' && e.file === join(dir, 'model.onnx') && /genai_config\.json says 3 layers, the graph has 2/.test(e.message),
+    );
+  });
+});
 
 describe('the layouts agree with each other (same weights)', () => {
   it('onnx-community fp32 and the Optimum-style graph give the same logits; the q4 builds stay close', () => {
