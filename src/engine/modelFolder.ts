@@ -121,6 +121,14 @@ export interface ModelConfig extends ModelConfigSummary {
   source: string;
 }
 
+/** config.json's rotary facts: rope_theta (Qwen2's 10000 when absent), and whether positions or span are anything but plain RoPE. */
+function rotaryOf(j: Record<string, unknown>): Pick<ModelConfig, 'ropeTheta' | 'nonPlainAttention'> {
+  return {
+    ropeTheta: typeof j.rope_theta === 'number' && j.rope_theta > 0 ? j.rope_theta : 10000,
+    nonPlainAttention: (j.rope_scaling !== undefined && j.rope_scaling !== null) || j.use_sliding_window === true,
+  };
+}
+
 /** The file onnxruntime-genai's builder writes next to its model: it marks the `genai` layout. */
 export const GENAI_CONFIG = 'genai_config.json';
 
@@ -202,8 +210,6 @@ export function readModelConfig(dir: string): ModelConfig {
     );
   }
   const bos = j.bos_token_id;
-  const ropeTheta = typeof j.rope_theta === 'number' && j.rope_theta > 0 ? j.rope_theta : 10000;
-  const nonPlainAttention = (j.rope_scaling !== undefined && j.rope_scaling !== null) || j.use_sliding_window === true;
   return {
     modelType,
     hiddenSize,
@@ -215,8 +221,7 @@ export function readModelConfig(dir: string): ModelConfig {
     maxPositionEmbeddings,
     eosTokenIds: tokenIds(j, 'eos_token_id', file),
     bosTokenId: typeof bos === 'number' ? bos : undefined,
-    ropeTheta,
-    nonPlainAttention,
+    ...rotaryOf(j),
     source: 'config.json',
   };
 }
@@ -334,7 +339,6 @@ export function readGenaiFolder(dir: string): GenaiFolder {
   const bos = model.bos_token_id;
   // config.json, when present beside it, knows the rotary numbers.
   const hf = existsSync(join(dir, 'config.json')) ? readJsonFile(dir, 'config.json', 'the model architecture') : {};
-  const ropeTheta = typeof hf.rope_theta === 'number' && hf.rope_theta > 0 ? hf.rope_theta : 10000;
   const config: ModelConfig = {
     modelType,
     hiddenSize,
@@ -346,8 +350,7 @@ export function readGenaiFolder(dir: string): GenaiFolder {
     maxPositionEmbeddings: contextLength,
     eosTokenIds: tokenIds(model, 'eos_token_id', file, 'model.'),
     bosTokenId: typeof bos === 'number' ? bos : undefined,
-    ropeTheta,
-    nonPlainAttention: (hf.rope_scaling !== undefined && hf.rope_scaling !== null) || hf.use_sliding_window === true,
+    ...rotaryOf(hf),
     source: GENAI_CONFIG,
   };
   const search = j.search === undefined ? {} : objectField(j, 'search', file, '');
