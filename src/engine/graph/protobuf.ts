@@ -115,10 +115,12 @@ export interface InitializerHeader {
   raw?: { from: number; len: number };
   /** Data held any other way (typed fields, external data, segments): not fused. */
   otherData: boolean;
+  /** The data are in an external file (TensorProto.data_location EXTERNAL, or external_data entries). */
+  external: boolean;
 }
 
 export async function readInitializerHeader(r: FileReader, f: Field): Promise<InitializerHeader> {
-  const h: InitializerHeader = { name: '', dims: [], dataType: 0, otherData: false };
+  const h: InitializerHeader = { name: '', dims: [], dataType: 0, otherData: false, external: false };
   for (let q = f.payload; q < f.end; ) {
     const g = await readField(r, q);
     if (g.field === 1 && g.wire === 0) h.dims.push((await r.varint(g.payload))[0]);
@@ -132,6 +134,7 @@ export async function readInitializerHeader(r: FileReader, f: Field): Promise<In
     else if (g.field === 8 && g.wire === 2) h.name = new TextDecoder().decode(await r.bytes(g.payload, g.len));
     else if (g.field === 9 && g.wire === 2) h.raw = { from: g.payload, len: g.len };
     else if (g.field !== 12) h.otherData = true; // 12: doc_string
+    if (g.field === 13 || (g.field === 14 && g.wire === 0 && (await r.varint(g.payload))[0] === 1)) h.external = true; // external_data, data_location
     q = g.end;
   }
   return h;

@@ -196,6 +196,11 @@ export function rewriteGraph(
           : "each layer's q/k/v/o projections, past_key_values.* and present.* were not all found";
   }
   const fusedMatMuls = want.fuseMatMuls ? fuseMatMulNBits(fields, extraInits, extraSegments, opset) : { from: 0, to: 0 };
-  if (want.fuseMatMuls && fusedMatMuls.from === 0) why.fuseMatMuls = 'no MatMulNBits nodes share an input with the same quantization (or their weights are used elsewhere)';
+  if (want.fuseMatMuls && fusedMatMuls.from === 0) {
+    const external = fields.some((x) => x.init?.external && nodes.some((n) => n.node!.opType === 'MatMulNBits' && n.node!.input?.[1] === x.init!.name));
+    why.fuseMatMuls = external
+      ? 'the 4-bit weights are in an external data file, which the fusion does not read yet'
+      : 'no MatMulNBits nodes share an input with the same quantization (or their weights are used elsewhere)';
+  }
   return { lastLogits, kvNewRows, fusedMatMuls, attentionLayers, why };
 }
