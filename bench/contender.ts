@@ -7,32 +7,45 @@
  *
  * Contenders:
  * - `ours`: R1Engine (prepared CPU model, chunked prefill, its own sampler and detokenizer);
- * - `transformers.js`: @huggingface/transformers 4.3.1, offline from the local folder, dtype q4;
- * - `bare-ort`: session.run + argmax on the same file and session options as ours, present.* fed
- *   back as past_key_values.*, no detokenization: the floor for engine overhead.
- * - `linear-floor`: only the model's linear layers (bench/model.ts buildLinearFloorGraph), same
- *   session options, decode steps with one row and prefill in the same chunks: the time ONNX
- *   Runtime's MatMulNBits kernels alone take, which no engine on these kernels can beat. It
- *   produces no tokens.
+ * - `transformers.js`: @huggingface/transformers 4.3.1, offline from the local folder, dtype = the
+ *   variant (q4 by default). It loads hub folders (config.json + onnx/model_<dtype>.onnx) only: an
+ *   onnxruntime-genai folder has neither, so run.ts does not start it there;
+ * - `bare-ort`: session.run + argmax on the same prepared file and session options as ours, with
+ *   what the graph declares: the folder's input and output names (genai_config.json's in the genai
+ *   layout), position_ids only when the graph has that input, the engine's KV slots when the copy
+ *   outputs new rows only (else present.* fed back as past_key_values.*), the prompt in one piece
+ *   when the graph takes one token at a time once its cache holds some (the builder's
+ *   MultiHeadAttention graph whose attention was not rewritten); no detokenization: the floor for
+ *   engine overhead.
+ * - `linear-floor`: only the model's linear layers as the prepared copy runs them (bench/model.ts
+ *   buildLinearFloorGraph, its layout in bench-model.json), same session options, decode steps
+ *   with one row and prefill in the same chunks: the time ONNX Runtime's MatMulNBits kernels alone
+ *   take, which no engine on these kernels can beat. It produces no tokens.
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { R1Engine, sessionOptions } from '../src/engine/engine';
-import { readModelConfig } from '../src/engine/modelFolder';
+import { type ValueMetadataLike, chooseVariant, readModelFolder, validateSignature } from '../src/engine/modelFolder';
 import { checkedRewrites } from '../src/engine/graph/check';
 import { prepareModelForCpu } from '../src/engine/graph/prepare';
 import { type GraphRewrites, KV_NEW_ROWS_DIM } from '../src/engine/graph/rewrites';
-import type { GenerationResult, LoadOptions, ProviderPreference } from '../src/engine/types';
+import { float16Table } from '../src/engine/session';
+import type { GenerationResult, LoadOptions, ModelVariant, PreparedStep, ProviderPreference } from '../src/engine/types';
 import { Rng } from '../test/fixtures/onnx/rng';
-import { GraphBuilder } from '../test/fixtures/onnx/graph';
-import { LINEAR_FLOOR_FILE } from './model';
+import { GraphBuilder, float32ArrayToFloat16Bits } from '../test/fixtures/onnx/graph';
+import { type BenchLayout, readManifest } from './model';
 
 export type ContenderKind = 'ours' | 'transformers.js' | 'bare-ort' | 'linear-floor';
 
 export interface ContenderParams {
   kind: ContenderKind;
   modelDir: string;
+  layout: BenchLayout;
+  /** The hub variant to load (onnx/model_<variant>.onnx; transformers.js's dtype); ignored in the genai layout (one model). */
+  variant: ModelVariant;
+  /** Greedy picks among ids below this (the vocabulary the engine samples from: min(logits, tokenizer)). */
+  argmaxVocab: number;
   provider: ProviderPreference;
   promptLengths: number[];
   /** Prompt length of the decode measurement. */
@@ -70,6 +83,10 @@ export interface ContenderResult {
   notes: string[];
   /** ours only: time to first token of a follow-up whose first `reusedTokens` prompt tokens were cached. */
   followUp?: { promptTokens: number; reusedTokens: number; ttftMs: number };
+  /** ours: the prepared copy's steps (as r1 info lists them); undefined when no copy was loaded. */
+  preparedSteps?: PreparedStep[];
+  /** ours, bare-ort: false when the graph takes one token at a time once its cache holds some. */
+  multiTokenSteps?: boolean;
   /**
    * linear-floor only: by prompt length, the time of the attention products alone (QKᵀ and
    * probabilities·V in float32, every layer and chunk, each row over its cached keys and half its
@@ -122,7 +139,7 @@ function median(xs: number[]): number {
 
 async function runOurs(p: ContenderParams): Promise<ContenderResult> {
   const t0 = performance.now();
-  const engine = await R1Engine.load({ modelDir: p.modelDir, provider: p.provider, cacheDir: p.cacheDir, cpuThreads: p.cpuThreads, ...p.engine });
+  const engine = await R1Engine.load({ modelDir: p.modelDir, provider: p.provider, cacheDir: p.cacheDir, cpuThreads: p.cpuThreads, variant: p.layout === 'genai' ? 'auto' : p.variant, ...p.engine });
   const loadMs = performance.now() - t0;
   const loadPeakRss = vmHWM();
   const ttftMs: Record<string, number> = {};
@@ -176,9 +193,13 @@ async function runOurs(p: ContenderParams): Promise<ContenderResult> {
   const r = cold(await engine.generateFromIds(promptIds(p.seed, p.decodePrompt), { ...opts, maxNewTokens: p.newTokens }));
   dec.forward = origForward;
   const notes = [...engine.info.notes];
+  const preparedSteps = engine.info.preparedCopy?.steps;
+  const multiTokenSteps = engine.decoder.multiTokenSteps;
   await engine.dispose();
   return {
     kind: 'ours',
+    preparedSteps,
+    multiTokenSteps,
     loadMs,
     loadPeakRss,
     ttftMs,
@@ -190,11 +211,11 @@ async function runOurs(p: ContenderParams): Promise<ContenderResult> {
   };
 }
 
-function argmaxRow(data: Float32Array, row: number, v: number): number {
+/** Index of the largest of `n` values starting at `off`. */
+function argmaxAt(data: Float32Array, off: number, n: number): number {
   let best = 0;
   let bv = -Infinity;
-  const off = row * v;
-  for (let i = 0; i < v; i++) {
+  for (let i = 0; i < n; i++) {
     const x = data[off + i]!;
     if (x > bv) {
       bv = x;
@@ -204,72 +225,106 @@ function argmaxRow(data: Float32Array, row: number, v: number): number {
   return best;
 }
 
+/** The last position's logits as float32 (float16 graphs: converted, as the engine converts them). */
+function lastRow(t: ort.Tensor, v: number, n: number): { data: Float32Array; off: number } {
+  const data = t.data as Float32Array | Uint16Array;
+  const off = data.length - v;
+  if (data instanceof Float32Array) return { data, off };
+  const table = float16Table();
+  const row = new Float32Array(n);
+  for (let i = 0; i < n; i++) row[i] = table[data[off + i]!]!;
+  return { data: row, off: 0 };
+}
+
+const CAPACITY_STEP = 256; // the engine's KV slot growth (src/engine/kvSlots.ts)
+
 async function runBare(p: ContenderParams): Promise<ContenderResult> {
   const t0 = performance.now();
-  const src = join(p.modelDir, 'onnx', 'model_q4.onnx');
   const provider = p.provider === 'auto' ? 'cpu' : p.provider;
+  // The file the engine loads: onnx/model_<variant>.onnx, or genai_config.json's model file, with
+  // the folder's names (genai_config.json's in the genai layout).
+  const folder = readModelFolder(p.modelDir);
+  const { config, names } = folder;
+  const variant = chooseVariant(p.modelDir, folder.variants, folder.layout === 'genai' ? 'auto' : p.variant, provider);
+  const src = folder.variants.get(variant)!;
   // The same prepared copy as ours: same rewrites, the attention checked the same way.
-  const config = readModelConfig(p.modelDir);
   const options = { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine };
-  const attention = checkedRewrites(config, sessionOptions('cpu', options, config.numHiddenLayers));
+  const attention = checkedRewrites(config, sessionOptions('cpu', options, config.numHiddenLayers, names));
   const rewritesDir = p.rewrites ? join(p.cacheDir, `rewrites-${JSON.stringify(p.rewrites).replace(/[^a-z0-9]+/gi, '-')}`) : p.cacheDir;
   const file = provider === 'cpu' && p.engine?.prepareForCpu !== false ? (await prepareModelForCpu(src, { cacheDir: rewritesDir, ...attention, ...p.rewrites })).file : src;
-  const session = await ort.InferenceSession.create(file, sessionOptions(provider, options));
-  const loadMs = performance.now() - t0;
-  const loadPeakRss = vmHWM();
-  const { numHiddenLayers: L, numKeyValueHeads: kv, headDim: hd, vocabSize: V } = config;
-  const meta = session.outputMetadata as unknown as Array<{ name: string; shape: Array<number | string> }>;
-  const newRows = meta.find((m) => m.name === 'present.0.key')?.shape[2] === KV_NEW_ROWS_DIM;
-  const names: Array<[string, string]> = [];
-  for (let i = 0; i < L; i++) for (const k of ['key', 'value']) names.push([`past_key_values.${i}.${k}`, `present.${i}.${k}`]);
-  // The KV state of one sequence: the export's present.* hand-off, or (prepared graphs) fixed
-  // slots [kv, cap, hd] the new rows are copied into, unfilled slots masked out.
+  const session = await ort.InferenceSession.create(file, sessionOptions(provider, options, config.numHiddenLayers, names));
+  // What the graph declares: its inputs (position_ids or not), KV names, dtypes, new rows or the whole cache.
+  const sig = validateSignature(file, session.inputMetadata as unknown as ValueMetadataLike[], session.outputMetadata as unknown as ValueMetadataLike[], config, names);
+  const { kvHeads: kv, headDim: hd, pastNames, presentNames, kvDtype } = sig;
+  const V = config.vocabSize;
+  const pick = Math.min(V, p.argmaxVocab);
+  const newRows = sig.outputs.find((o) => o.name === presentNames[0])?.shape[2] === KV_NEW_ROWS_DIM && kvDtype === 'float32';
+  // The KV state of one sequence: fixed slots [kv, cap, hd] the new rows are copied into (unfilled
+  // slots masked out, grown in the engine's steps), or the export's present.* hand-off.
   interface Kv {
-    pastLen: number;
-    past: Record<string, ort.Tensor>;
+    filled: number;
     cap: number;
     bufs: Float32Array[];
+    past: ort.Tensor[];
   }
-  const newKv = (maxTokens: number): Kv => {
-    const past: Record<string, ort.Tensor> = {};
-    if (!newRows) {
-      for (const [pn] of names) past[pn] = new ort.Tensor('float32', new Float32Array(0), [1, kv, 0, hd]);
-      return { pastLen: 0, past, cap: 0, bufs: [] };
-    }
-    const cap = Math.ceil(maxTokens / 256) * 256;
-    const bufs = names.map(() => new Float32Array(kv * cap * hd));
-    names.forEach(([pn], t) => (past[pn] = new ort.Tensor('float32', bufs[t]!, [1, kv, cap, hd])));
-    return { pastLen: 0, past, cap, bufs };
+  const empty = () => (kvDtype === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), [1, kv, 0, hd]) : new ort.Tensor('float32', new Float32Array(0), [1, kv, 0, hd]));
+  const newKv = (): Kv => ({ filled: 0, cap: 0, bufs: [], past: pastNames.map(empty) });
+  const grow = (s: Kv, need: number) => {
+    if (need <= s.cap && s.bufs.length > 0) return;
+    const cap = Math.max(s.cap, Math.ceil(need / CAPACITY_STEP) * CAPACITY_STEP);
+    const bufs = pastNames.map(() => new Float32Array(kv * cap * hd));
+    if (s.filled > 0) bufs.forEach((b, t) => { for (let h = 0; h < kv; h++) b.set(s.bufs[t]!.subarray(h * s.cap * hd, (h * s.cap + s.filled) * hd), h * cap * hd); });
+    s.bufs = bufs;
+    s.cap = cap;
+    s.past = bufs.map((b) => new ort.Tensor('float32', b, [1, kv, cap, hd]));
   };
   // Runs `ids` after the cached tokens; returns the argmax of the last row.
-  const step = async (ids: number[], s: Kv) => {
+  const step = async (ids: number[], s: Kv, runOptions?: ort.InferenceSession.RunOptions) => {
     const n = ids.length;
-    const pastLen = s.pastLen;
-    const width = newRows ? s.cap : pastLen;
+    if (newRows) grow(s, s.filled);
+    const width = newRows ? s.cap : s.filled;
     const mask = new BigInt64Array(width + n).fill(1n);
-    if (newRows) mask.fill(0n, pastLen, s.cap);
+    if (newRows) mask.fill(0n, s.filled, s.cap);
     const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
-      attention_mask: new ort.Tensor('int64', mask, [1, width + n]),
-      position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(pastLen + i))), [1, n]),
-      ...s.past,
+      [names.inputIds]: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
+      [names.attentionMask]: new ort.Tensor('int64', mask, [1, width + n]),
     };
-    const out = await session.run(feeds);
-    names.forEach(([pn, on], t) => {
-      if (!newRows) s.past[pn] = out[on]!;
-      else {
+    if (sig.feedsPositionIds) feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(s.filled + i))), [1, n]);
+    pastNames.forEach((pn, t) => (feeds[pn] = s.past[t]!));
+    const out = runOptions ? await session.run(feeds, runOptions) : await session.run(feeds);
+    if (newRows) {
+      grow(s, s.filled + n);
+      presentNames.forEach((on, t) => {
         const rows = out[on]!.data as Float32Array;
-        for (let h = 0; h < kv; h++) s.bufs[t]!.set(rows.subarray(h * n * hd, (h + 1) * n * hd), (h * s.cap + pastLen) * hd);
-      }
-    });
-    s.pastLen += n;
-    const logits = out.logits!.data as Float32Array;
-    return argmaxRow(logits, logits.length / V - 1, V);
+        for (let h = 0; h < kv; h++) s.bufs[t]!.set(rows.subarray(h * n * hd, (h + 1) * n * hd), (h * s.cap + s.filled) * hd);
+      });
+    } else presentNames.forEach((on, t) => (s.past[t] = out[on]!));
+    s.filled += n;
+    const { data, off } = lastRow(out[names.logits]!, V, pick);
+    return argmaxAt(data, off, pick);
   };
-  const prefill = async (ids: number[], extra = 0) => {
-    const s = newKv(ids.length + extra);
+  // As the engine finds out at load: can the graph run two tokens once its cache holds one? (The
+  // builder's MultiHeadAttention graph cannot, unless the prepared copy's attention rewrite was kept.)
+  let multiTokenSteps = true;
+  let stepFailure = '';
+  {
+    const s = newKv();
+    await step([13], s);
+    try {
+      await step([13, 13], s, { logSeverityLevel: 4 });
+    } catch (e) {
+      multiTokenSteps = false;
+      stepFailure = String((e as Error).message ?? e).split('\n')[0]!;
+    }
+  }
+  const loadMs = performance.now() - t0;
+  const loadPeakRss = vmHWM();
+  // A graph that takes one token at a time once its cache holds some gets the prompt in one piece.
+  const prefill = async (ids: number[]) => {
+    const s = newKv();
+    const size = multiTokenSteps ? p.prefillChunkSize : ids.length;
     let tok = 0;
-    for (let i = 0; i < ids.length; i += p.prefillChunkSize) tok = await step(ids.slice(i, i + p.prefillChunkSize), s);
+    for (let i = 0; i < ids.length; i += size) tok = await step(ids.slice(i, i + size), s);
     return { tok, s };
   };
   const ttftMs: Record<string, number> = {};
@@ -279,7 +334,7 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
     ttftMs[n] = performance.now() - t;
   }
   const prompt = promptIds(p.seed, p.decodePrompt);
-  const first = await prefill(prompt, p.newTokens);
+  const first = await prefill(prompt);
   let tok = first.tok;
   const tokens = [tok];
   const steps: number[] = [];
@@ -306,7 +361,13 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
     decode: { promptTokens: p.decodePrompt, newTokens: p.newTokens, tokensPerSecond: tps, stepMs: 1000 / tps, stepsMs: steps, outsideRunMs },
     tokens,
     peakRss: vmHWM(),
-    notes: [`file ${basename(file)}`, newRows ? 'KV: new rows into fixed slots' : 'KV: present.* fed back as past'],
+    multiTokenSteps,
+    notes: [
+      `file ${basename(file)}`,
+      `inputs ${sig.inputs.filter((i) => !pastNames.includes(i.name)).map((i) => i.name).join(', ')} + ${pastNames.length} past`,
+      newRows ? 'KV: new rows into slots grown as the engine grows them' : 'KV: present.* fed back as past',
+      multiTokenSteps ? 'prefill in chunks' : `prompt in one piece, then one token a step (${stepFailure})`,
+    ],
   };
 }
 
@@ -318,7 +379,8 @@ async function runTransformersJs(p: ContenderParams): Promise<ContenderResult> {
   tjs.env.localModelPath = dirname(p.modelDir);
   const t0 = performance.now();
   const device = p.provider === 'auto' ? 'cpu' : p.provider;
-  const model = await tjs.AutoModelForCausalLM.from_pretrained(basename(p.modelDir), { dtype: 'q4', device: device as 'cpu' });
+  if (p.layout === 'genai') throw new Error('transformers.js cannot load an onnxruntime-genai folder: it has no config.json and no onnx/model_<dtype>.onnx');
+  const model = await tjs.AutoModelForCausalLM.from_pretrained(basename(p.modelDir), { dtype: p.variant as 'q4', device: device as 'cpu' });
   const loadMs = performance.now() - t0;
   const loadPeakRss = vmHWM();
   const generate = async (ids: number[], newTokens: number) => {
@@ -364,15 +426,20 @@ async function runTransformersJs(p: ContenderParams): Promise<ContenderResult> {
 
 async function runLinearFloor(p: ContenderParams): Promise<ContenderResult> {
   const t0 = performance.now();
-  const config = JSON.parse(readFileSync(join(p.modelDir, 'config.json'), 'utf8')) as Record<string, number>;
-  const H = config.hidden_size!;
-  const I = config.intermediate_size!;
+  // The floor's shapes and layout are the model's (bench-model.json; a genai folder has no config.json).
+  const manifest = readManifest(p.modelDir);
+  const floor = manifest?.linearFloor;
+  if (!manifest || !floor) throw new Error(`${p.modelDir} has no linear floor model (bench-model.json): build it with npm run bench:model`);
+  const { hiddenSize: H, intermediateSize: I } = manifest.spec;
   const provider = p.provider === 'auto' ? 'cpu' : p.provider;
-  const session = await ort.InferenceSession.create(join(p.modelDir, LINEAR_FLOOR_FILE), sessionOptions(provider, { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine }));
+  const session = await ort.InferenceSession.create(join(p.modelDir, floor.file), sessionOptions(provider, { modelDir: p.modelDir, cpuThreads: p.cpuThreads, ...p.engine }));
   const loadMs = performance.now() - t0;
   const loadPeakRss = vmHWM();
   const rng = new Rng(p.seed);
-  const rows = (m: number, width: number) => new ort.Tensor('float32', Float32Array.from({ length: m * width }, () => rng.next() * 2 - 1), [m, width]);
+  const rows = (m: number, width: number) => {
+    const values = Float32Array.from({ length: m * width }, () => rng.next() * 2 - 1);
+    return floor.io === 'float16' ? new ort.Tensor('float16', float32ArrayToFloat16Bits(values), [m, width]) : new ort.Tensor('float32', values, [m, width]);
+  };
   const h = rows(1, H);
   const inputs = new Map<number, Record<string, ort.Tensor>>();
   const run = async (m: number) => {
@@ -395,7 +462,7 @@ async function runLinearFloor(p: ContenderParams): Promise<ContenderResult> {
   }
   const total = steps.reduce((a, b) => a + b, 0);
   await session.release();
-  const attentionProductsMs = await timeAttentionProducts(p, config, rng);
+  const attentionProductsMs = await timeAttentionProducts(p, { heads: manifest.spec.numHeads, headDim: manifest.spec.headDim, layers: manifest.spec.numLayers }, rng);
   return {
     kind: 'linear-floor',
     loadMs,
@@ -404,7 +471,7 @@ async function runLinearFloor(p: ContenderParams): Promise<ContenderResult> {
     decode: { promptTokens: 0, newTokens: p.newTokens, tokensPerSecond: (steps.length * 1000) / total, stepMs: total / steps.length, stepsMs: steps },
     tokens: [],
     peakRss: vmHWM(),
-    notes: ['linear layers only (MatMulNBits at accuracy_level 4, fused as in the prepared copy); no attention, norms or embedding'],
+    notes: [`linear layers only (${floor.weights === 'q4' ? 'MatMulNBits at accuracy_level 4' : 'float MatMul'}, grouped ${floor.fusion} as in the prepared copy: ${floor.why}); no attention, norms or embedding`],
     attentionProductsMs,
   };
 }
@@ -416,9 +483,9 @@ async function runLinearFloor(p: ContenderParams): Promise<ContenderResult> {
  * Every exact attention does at least this arithmetic; ONNX Runtime's CPU kernels do it with the
  * same SGEMM.
  */
-async function timeAttentionProducts(p: ContenderParams, config: Record<string, number>, rng: Rng): Promise<Record<string, number>> {
-  const heads = config.num_attention_heads!;
-  const d = config.hidden_size! / heads;
+async function timeAttentionProducts(p: ContenderParams, shape: { heads: number; headDim: number; layers: number }, rng: Rng): Promise<Record<string, number>> {
+  const heads = shape.heads;
+  const d = shape.headDim;
   const g = new GraphBuilder('attention-products');
   const q = g.input('q', 'float32', [heads, 'c', d]);
   const kT = g.input('kT', 'float32', [heads, d, 'w']);
@@ -438,7 +505,7 @@ async function timeAttentionProducts(p: ContenderParams, config: Record<string, 
         const w = start + Math.ceil(c / 2);
         const feeds = { q: tensor([heads, c, d]), kT: tensor([heads, d, w]), probs: tensor([heads, c, w]), v: tensor([heads, w, d]) };
         const t = performance.now();
-        for (let l = 0; l < config.num_hidden_layers!; l++) await session.run(feeds);
+        for (let l = 0; l < shape.layers; l++) await session.run(feeds);
         ms += performance.now() - t;
       }
       out[n] = ms;

@@ -1,32 +1,53 @@
 /**
  * `npm run bench`: R1 Coder's engine against transformers.js and a bare onnxruntime-node loop on
- * the same random-weight q4 model (bench/model.ts), same prompt tokens, greedy, the same number of
- * new tokens with eos ignored. Each contender runs in its own process (its peak RSS is its own);
- * runs alternate A/B/C, A/B/C, ... and the figures are medians with their spread (min..max).
+ * the same random-weight model folder (bench/model.ts) in one of the layouts people download, same
+ * prompt tokens, greedy, the same number of new tokens with eos ignored. Each contender runs in its
+ * own process (its peak RSS is its own); runs alternate A/B/C, A/B/C, ... and the figures are
+ * medians with their spread (min..max).
  *
- *   npm run bench -- [--quick] [--shape tiny|1.5b] [--provider cpu] [--runs N] [--new-tokens N]
- *                    [--prompts 128,1024,4096] [--contenders ours,transformers.js,bare-ort,linear-floor]
- *                    [--engine '{"cpuThreads":2}'] [--out DIR] [--label TEXT]
+ *   npm run bench -- [--quick] [--layout onnx-community|genai|optimum] [--variant V] [--shape tiny|1.5b|7b]
+ *                    [--provider cpu] [--runs N] [--new-tokens N] [--prompts 128,1024,4096]
+ *                    [--contenders ours,transformers.js,bare-ort,linear-floor] [--engine '{"cpuThreads":2}']
+ *                    [--out DIR] [--label TEXT] [--no-merge] [--external]
+ *
+ * Layouts (bench/model.ts; bench/NOTES.md "Layouts"): `onnx-community` (the default and the
+ * headline: onnx/model_q4.onnx, onnxruntime-genai's builder graph with MultiHeadAttention, as on
+ * the hub; variants q4, q4f16, fp32), `genai` (genai_config.json + model.onnx, the builder's
+ * GroupQueryAttention graph; variants cpu, gpu) and `optimum` (the earlier Optimum-style q4 model).
+ * Every contender runs the same file: transformers.js the folder's onnx/model_<variant>.onnx, ours
+ * and the bare loop the prepared CPU copy of it, the linear floor the same shapes and weight layout.
+ * transformers.js cannot load a genai folder (no config.json, no onnx/model_<dtype>.onnx): there it
+ * is not started, and the results say so.
  *
  * Without --quick: shape 1.5b, 2 runs, 64 new tokens, prompts 128/1024/4096, results in
  * bench/results.md and bench/results.json. With --quick: shape tiny unless --shape is given, 1 run,
  * 32 new tokens, results in .cache/bench/results-quick.{md,json} (the committed figures stay).
+ * Either file holds one run per layout, variant, shape and provider: a run replaces the run of the
+ * same four and keeps the others (--no-merge: only this run); a results.json written before layouts
+ * were recorded (one Optimum-layout run) is read as such and replaced by the next run. Every run,
+ * and every contender's figures in it, carries its layout and variant.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { measureBandwidth, type BandwidthResult } from './bandwidth';
 import type { ContenderKind, ContenderParams, ContenderResult } from './contender';
-import { BENCH_DIR, type BenchShape, buildBenchModel, DEFAULT_SEED } from './model';
+import { BENCH_DIR, BENCH_LAYOUTS, BENCH_SHAPES, type BenchLayout, type BenchModelManifest, type BenchShape, LAYOUT_VARIANTS, buildBenchModel, DEFAULT_SEED, defaultVariant } from './model';
+import { R1Tokenizer } from '../src/engine/tokenizer';
 import type { GraphRewrites } from '../src/engine/graph/rewrites';
-import type { LoadOptions, ProviderPreference } from '../src/engine/types';
+import type { LoadOptions, ModelVariant, PreparedStep, ProviderPreference } from '../src/engine/types';
 
 const ALL: ContenderKind[] = ['ours', 'transformers.js', 'bare-ort', 'linear-floor'];
 
+/** Why transformers.js is not started on a genai folder. */
+const TJS_GENAI = 'transformers.js cannot load an onnxruntime-genai folder: it reads config.json and onnx/model_<dtype>.onnx, and the folder has genai_config.json and model.onnx instead (the onnx-community layout is what it loads)';
+
 interface Args {
   quick: boolean;
+  layout: BenchLayout;
+  variant: string;
   shape: BenchShape;
   provider: ProviderPreference;
   runs: number;
@@ -40,6 +61,9 @@ interface Args {
   seed: number;
   decodePrompt: number;
   rewrites?: GraphRewrites;
+  merge: boolean;
+  /** onnx-community: weights in `<file>_data` as at 7b, at any shape (bench/model.ts). */
+  external: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -49,12 +73,18 @@ function parseArgs(argv: string[]): Args {
     return argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
   };
   const quick = argv.includes('--quick');
+  const layout = (get('--layout') ?? 'onnx-community') as BenchLayout;
+  if (!BENCH_LAYOUTS.includes(layout)) throw new Error(`--layout must be one of ${BENCH_LAYOUTS.join(', ')}, got ${layout}`);
+  const variant = get('--variant') ?? defaultVariant(layout);
+  if (!LAYOUT_VARIANTS[layout].includes(variant)) throw new Error(`--variant of the ${layout} layout must be one of ${LAYOUT_VARIANTS[layout].join(', ')}, got ${variant}`);
   const shape = (get('--shape') ?? (quick ? 'tiny' : '1.5b')) as BenchShape;
-  if (shape !== 'tiny' && shape !== '1.5b') throw new Error(`--shape must be tiny or 1.5b, got ${shape}`);
+  if (!BENCH_SHAPES.includes(shape)) throw new Error(`--shape must be one of ${BENCH_SHAPES.join(', ')}, got ${shape}`);
   const contenders = (get('--contenders')?.split(',') ?? ALL) as ContenderKind[];
   for (const c of contenders) if (!ALL.includes(c)) throw new Error(`unknown contender ${c} (${ALL.join(', ')})`);
   return {
     quick,
+    layout,
+    variant,
     shape,
     provider: (get('--provider') ?? 'cpu') as ProviderPreference,
     runs: Number(get('--runs') ?? (quick ? 1 : 2)),
@@ -68,9 +98,10 @@ function parseArgs(argv: string[]): Args {
     seed: Number(get('--seed') ?? DEFAULT_SEED),
     decodePrompt: Number(get('--decode-prompt') ?? 128),
     rewrites: get('--rewrites') ? (JSON.parse(get('--rewrites')!) as GraphRewrites) : undefined,
+    merge: !argv.includes('--no-merge'),
+    external: argv.includes('--external'),
   };
 }
-
 function runChild(params: ContenderParams, timeoutMs: number): Promise<ContenderResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'contender.ts'), JSON.stringify(params)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -102,7 +133,14 @@ function stat(values: number[]): Stat {
   return { median, min: s[0]!, max: s[n - 1]!, values };
 }
 
-interface Summary {
+/** Which model a figure was measured on (absent in results written before layouts were recorded: the Optimum layout). */
+interface LayoutTag {
+  layout: BenchLayout;
+  variant: string;
+  shape: BenchShape;
+}
+
+interface Summary extends Partial<LayoutTag> {
   loadMs: Stat;
   ttftMs: Record<string, Stat>;
   decodeTokensPerSecond: Stat;
@@ -117,10 +155,11 @@ interface Summary {
   attentionProductsMs?: Record<string, Stat>;
 }
 
-function summarize(rs: ContenderResult[], prompts: number[]): Summary {
+function summarize(rs: ContenderResult[], prompts: number[], tag: LayoutTag): Summary {
   const ttftMs: Record<string, Stat> = {};
   for (const p of prompts) ttftMs[p] = stat(rs.map((r) => r.ttftMs[p]!));
   return {
+    ...tag,
     loadMs: stat(rs.map((r) => r.loadMs)),
     ttftMs,
     decodeTokensPerSecond: stat(rs.map((r) => r.decode.tokensPerSecond)),
@@ -149,13 +188,92 @@ function machine(): Record<string, unknown> {
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const spread = (s: Stat, d = 1, k = 1) => (s.values.length > 1 ? ` (${fmt(s.min / k, d)}–${fmt(s.max / k, d)})` : '');
 
+
+/** One benchmark run: one layout, variant, shape and provider. */
+interface RunJson {
+  /** 2 for runs that record their layout; absent in results written before. */
+  schema?: number;
+  date: string;
+  label: string;
+  layout?: BenchLayout;
+  variant?: string;
+  shape?: BenchShape;
+  machine: Record<string, unknown>;
+  loadAverage: { before: number[]; afterEachChild: number[][] };
+  args: Partial<Args> & { provider: ProviderPreference; runs: number; newTokens: number; prompts: number[]; decodePrompt: number };
+  model: Partial<BenchModelManifest> & { dir: string; shape: string; fileBytes: number; weightBytesPerToken: number; matMulNBitsNodes: number };
+  bandwidth: { allThreads: BandwidthResult; oneThread: BandwidthResult; before?: BandwidthResult; after?: BandwidthResult };
+  roofline: { stepMs: number; tokensPerSecond: number; fraction: number | null; bareOrtFraction: number | null; linearFloorFraction: number | null; weightBytesPerToken: number; bandwidthBytesPerSecond: number } & Partial<LayoutTag>;
+  contenders: Record<string, Summary>;
+  /** Contenders asked for but not started, and why. */
+  skipped?: Record<string, string>;
+  ratios: Record<string, number | null>;
+  greedyAgreement: Record<string, number | null>;
+  /** How many greedy tokens each pair compared (the shorter sequence). */
+  greedyCompared?: Record<string, number | null>;
+  /** The prepared CPU copy ours (and the bare loop) loaded, step by step, as r1 info lists it. */
+  preparedSteps?: PreparedStep[];
+  /** false: the graph takes one token at a time once its cache holds some (the prompt then runs in one piece). */
+  multiTokenSteps?: { ours?: boolean; bareOrt?: boolean };
+  /** Set when the floor's grouping of the linear layers is not what the prepared copy reported. */
+  floorMismatch?: string;
+  raw?: Record<string, ContenderResult[]>;
+  wallSeconds: number;
+}
+
+/** bench/results.json: one run per layout, variant, shape and provider. */
+interface ResultsDoc {
+  schema: 2;
+  runs: RunJson[];
+}
+
+/** results.json as written before layouts were recorded (one run) or now (a ResultsDoc). */
+type ResultsJson = RunJson | ResultsDoc;
+
+function runsOf(j: ResultsJson): RunJson[] {
+  return 'runs' in j ? j.runs : [j];
+}
+
+/** An onnx-community q4/q4f16 file with its weights in `<file>_data` (every 7b file; --external at smaller shapes). */
+const externalHub = (r: RunJson) => r.layout === 'onnx-community' && r.variant !== 'fp32' && !!r.model.dataFile;
+const runKey = (r: RunJson) => JSON.stringify([r.layout ?? 'optimum', r.variant ?? 'q4', r.shape ?? r.model.shape, r.args.provider, ...(externalHub(r) ? ['external'] : [])]);
+const HEADLINE = JSON.stringify(['onnx-community', 'q4', '1.5b', 'cpu']);
+
+/** The runs to keep: this one, and the existing file's runs of other layouts, variants, shapes or providers (not a file written before layouts were recorded: this run replaces it). */
+function merged(file: string, run: RunJson, merge: boolean): ResultsDoc {
+  let others: RunJson[] = [];
+  if (merge && existsSync(file)) {
+    try {
+      const old = JSON.parse(readFileSync(file, 'utf8')) as ResultsJson;
+      if ('runs' in old) others = old.runs.filter((r) => runKey(r) !== runKey(run));
+    } catch {
+      // unreadable: start over
+    }
+  }
+  const order = (r: RunJson) => (runKey(r) === HEADLINE ? -1 : BENCH_LAYOUTS.indexOf(r.layout ?? 'optimum') * 10 + BENCH_SHAPES.indexOf((r.shape ?? 'tiny') as BenchShape));
+  return { schema: 2, runs: [...others, run].sort((a, b) => order(a) - order(b)) };
+}
+
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const t0 = performance.now();
   const load: number[][] = [loadavg()];
-  log(`bench: shape ${a.shape}, provider ${a.provider}, ${a.runs} run(s), ${a.newTokens} new tokens, prompts ${a.prompts.join('/')}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  const { dir, manifest } = await buildBenchModel({ shape: a.shape, seed: a.seed, log });
+  const tag: LayoutTag = { layout: a.layout, variant: a.variant, shape: a.shape };
+  log(`bench: ${a.layout} layout, variant ${a.variant}, shape ${a.shape}, provider ${a.provider}, ${a.runs} run(s), ${a.newTokens} new tokens, prompts ${a.prompts.join('/')}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const { dir, manifest } = await buildBenchModel({ layout: a.layout, variant: a.variant, shape: a.shape, seed: a.seed, external: a.external, log });
+  const skipped: Record<string, string> = {};
+  const contenders = a.contenders.filter((k) => {
+    if (k === 'transformers.js' && a.layout === 'genai') {
+      skipped[k] = TJS_GENAI;
+      log(`transformers.js: not started: ${TJS_GENAI}`);
+      return false;
+    }
+    return true;
+  });
+  // Greedy picks among the ids the engine samples from (the logits may be wider than the tokenizer).
+  const tokenizer = await R1Tokenizer.fromFolder(dir);
+  const argmaxVocab = Math.min(manifest.spec.vocabSize, tokenizer.vocabSize);
   log('measuring memory read bandwidth');
   const bw1: BandwidthResult = await measureBandwidth({ threads: 1, passes: 6 });
   const bwBefore: BandwidthResult = await measureBandwidth({ threads: cpus().length, passes: 8 });
@@ -163,10 +281,13 @@ async function main(): Promise<void> {
   const cacheDir = join(BENCH_DIR, 'prepared');
   const results: Record<string, ContenderResult[]> = {};
   for (let run = 0; run < a.runs; run++) {
-    for (const kind of a.contenders) {
+    for (const kind of contenders) {
       const params: ContenderParams = {
         kind,
         modelDir: dir,
+        layout: a.layout,
+        variant: (a.layout === 'genai' ? 'q4' : a.variant) as ModelVariant,
+        argmaxVocab,
         provider: a.provider,
         promptLengths: a.prompts,
         decodePrompt: a.decodePrompt,
@@ -178,7 +299,7 @@ async function main(): Promise<void> {
         rewrites: a.rewrites,
       };
       const ts = performance.now();
-      const r = await runChild(params, 40 * 60_000);
+      const r = await runChild(params, (a.shape === '7b' ? 120 : 40) * 60_000);
       load.push(loadavg());
       (results[kind] ??= []).push(r);
       log(`run ${run + 1}/${a.runs} ${kind}: load ${fmt(r.loadMs, 0)} ms, ttft ${a.prompts.map((p) => `${p}:${fmt(r.ttftMs[p]!, 0)}ms`).join(' ')}, decode ${fmt(r.decode.tokensPerSecond, 2)} tok/s (step ${fmt(r.decode.stepMs, 1)} ms)${r.followUp ? `, follow-up ${fmt(r.followUp.ttftMs, 0)}ms (${r.followUp.reusedTokens} cached)` : ''}, peak RSS ${fmt(r.peakRss / 2 ** 20, 0)} MiB [${fmt((performance.now() - ts) / 1000, 0)} s]`);
@@ -190,7 +311,7 @@ async function main(): Promise<void> {
   log(`bandwidth after the runs: ${fmt(bwAfter.bestBytesPerSecond / 1e9)} GB/s with ${bwAfter.threads} threads`);
   const bw = bwAfter.bestBytesPerSecond > bwBefore.bestBytesPerSecond ? bwAfter : bwBefore;
   const summary: Record<string, Summary> = {};
-  for (const [k, rs] of Object.entries(results)) summary[k] = summarize(rs, a.prompts);
+  for (const [k, rs] of Object.entries(results)) summary[k] = summarize(rs, a.prompts, tag);
   const ours = summary.ours;
   const tjs = summary['transformers.js'];
   const bare = summary['bare-ort'];
@@ -217,6 +338,7 @@ async function main(): Promise<void> {
   ratios[`floorWithAttentionTtft${last}VsTransformersJs`] = floor && tjs && attn !== undefined ? tjs.ttftMs[last]!.median / (floor.ttftMs[last]!.median + attn) : null;
   const rooflineStepMs = (manifest.weightBytesPerToken / bw.bestBytesPerSecond) * 1000;
   const roofline = {
+    ...tag,
     weightBytesPerToken: manifest.weightBytesPerToken,
     bandwidthBytesPerSecond: bw.bestBytesPerSecond,
     stepMs: rooflineStepMs,
@@ -226,72 +348,130 @@ async function main(): Promise<void> {
     linearFloorFraction: floor ? floor.decodeTokensPerSecond.median / (1000 / rooflineStepMs) : null,
   };
   // Do the contenders agree on the greedy tokens? (Level-4 int8 compute may flip near-ties.)
-  const agree = (x: ContenderKind, y: ContenderKind) => {
+  const pair = (x: ContenderKind, y: ContenderKind) => {
     const p = results[x]?.[0]?.tokens;
     const q = results[y]?.[0]?.tokens;
-    if (!p || !q) return null;
+    if (!p || !q) return { same: null, of: null };
     let n = 0;
     while (n < Math.min(p.length, q.length) && p[n] === q[n]) n++;
-    return n;
+    return { same: n, of: Math.min(p.length, q.length) };
   };
-  const json = {
+  const pairs = { oursVsBareOrt: pair('ours', 'bare-ort'), oursVsTransformersJs: pair('ours', 'transformers.js'), bareOrtVsTransformersJs: pair('bare-ort', 'transformers.js') };
+  const preparedSteps = results.ours?.[0]?.preparedSteps;
+  // The floor groups the linear layers as the prepared copy should: say so when the copy did otherwise.
+  const fusedInCopy = preparedSteps?.find((s) => s.step === 'fused matrix products')?.applied;
+  const floorFusion = manifest.linearFloor?.fusion;
+  const floorMismatch =
+    floor && preparedSteps && floorFusion && fusedInCopy !== (floorFusion === 'qkv+gate_up')
+      ? `the floor's linear layers are grouped ${floorFusion}, but the prepared copy ${fusedInCopy ? 'fused its matrix products' : 'did not fuse its matrix products'}: the floor and the copy differ by that grouping`
+      : undefined;
+  const json: RunJson = {
+    schema: 2,
     date: new Date().toISOString(),
     label: a.label,
+    ...tag,
     machine: machine(),
-    loadAverage: { before: load[0], afterEachChild: load.slice(1) },
-    args: a,
+    loadAverage: { before: load[0]!, afterEachChild: load.slice(1) },
+    args: { ...a, contenders },
     model: { dir, ...manifest },
     bandwidth: { allThreads: bw, oneThread: bw1, before: bwBefore, after: bwAfter },
     roofline,
     contenders: summary,
+    ...(Object.keys(skipped).length ? { skipped } : {}),
     ratios,
-    greedyAgreement: { oursVsBareOrt: agree('ours', 'bare-ort'), oursVsTransformersJs: agree('ours', 'transformers.js'), bareOrtVsTransformersJs: agree('bare-ort', 'transformers.js') },
+    greedyAgreement: Object.fromEntries(Object.entries(pairs).map(([k, v]) => [k, v.same])),
+    greedyCompared: Object.fromEntries(Object.entries(pairs).map(([k, v]) => [k, v.of])),
+    ...(preparedSteps ? { preparedSteps } : {}),
+    multiTokenSteps: { ours: results.ours?.[0]?.multiTokenSteps, bareOrt: results['bare-ort']?.[0]?.multiTokenSteps },
+    ...(floorMismatch ? { floorMismatch } : {}),
     raw: results,
     wallSeconds: (performance.now() - t0) / 1000,
   };
   await mkdir(a.out, { recursive: true });
-  const base = a.quick ? 'results-quick' : 'results';
-  writeFileSync(join(a.out, `${base}.json`), `${JSON.stringify(json, null, 2)}\n`);
-  const md = renderMarkdown(json as unknown as ResultsJson);
-  writeFileSync(join(a.out, `${base}.md`), md);
-  process.stdout.write(md);
-  log(`wrote ${join(a.out, base)}.{md,json} in ${fmt(json.wallSeconds, 0)} s`);
+  const base = join(a.out, a.quick ? 'results-quick' : 'results');
+  const doc = merged(`${base}.json`, json, a.merge);
+  writeFileSync(`${base}.json`, `${JSON.stringify(doc, null, 2)}\n`);
+  const md = renderMarkdown(doc);
+  writeFileSync(`${base}.md`, md);
+  process.stdout.write(renderRun(json));
+  if (floorMismatch) log(`warning: ${floorMismatch}`);
+  log(`wrote ${base}.{md,json} in ${fmt(json.wallSeconds, 0)} s (${doc.runs.length} run(s) in the file)`);
+  log(summaryLine(json));
 }
 
-interface ResultsJson {
-  date: string;
-  label: string;
-  machine: Record<string, unknown>;
-  loadAverage: { before: number[]; afterEachChild: number[][] };
-  args: Args;
-  model: { dir: string; shape: string; fileBytes: number; weightBytesPerToken: number; matMulNBitsNodes: number };
-  bandwidth: { allThreads: BandwidthResult; oneThread: BandwidthResult; before?: BandwidthResult; after?: BandwidthResult };
-  roofline: { stepMs: number; tokensPerSecond: number; fraction: number | null; bareOrtFraction: number | null; linearFloorFraction: number | null; weightBytesPerToken: number; bandwidthBytesPerSecond: number };
-  contenders: Record<string, Summary>;
-  ratios: Record<string, number | null>;
-  greedyAgreement: Record<string, number | null>;
-  wallSeconds: number;
+/** The layout as a table heading: "onnx-community q4, 1.5b". */
+function layoutTitle(j: RunJson): string {
+  if (!j.layout) return `optimum q4, ${j.model.shape} (a run from before the layouts)`;
+  return `${j.layout} ${j.variant}, ${j.shape}${externalHub(j) ? `, weights in ${basename(j.model.dataFile!)}` : ''}`;
 }
 
-function attentionNote(j: ResultsJson, lp: number): string {
+/** One line with the run's main figures (printed at the end of a run). */
+export function summaryLine(j: RunJson): string {
+  const names = Object.keys(j.contenders);
+  const lp = Math.max(...j.args.prompts);
+  const g = j.greedyAgreement;
+  const of = j.greedyCompared ?? {};
+  const agree = (k: string, label: string) => (g[k] != null ? `${label} ${g[k]}/${of[k] ?? '?'}${of[k] != null && g[k] !== of[k] ? ' (differ)' : ''}` : undefined);
+  const skipped = Object.keys(j.skipped ?? {});
+  return [
+    `summary [${layoutTitle(j)}]`,
+    `decode tok/s ${names.map((n) => `${n} ${fmt(j.contenders[n]!.decodeTokensPerSecond.median, 2)}`).join(', ')}`,
+    `TTFT ${lp} s ${names.map((n) => `${n} ${fmt(j.contenders[n]!.ttftMs[lp]!.median / 1000, 2)}`).join(', ')}`,
+    `greedy tokens equal: ${[agree('oursVsBareOrt', 'ours=bare-ort'), agree('oursVsTransformersJs', 'ours=transformers.js')].filter(Boolean).join(', ') || 'n/a'}`,
+    ...(skipped.length ? [`not run: ${skipped.join(', ')}`] : []),
+  ].join('; ');
+}
+
+function attentionNote(j: RunJson, lp: number): string {
   const s = j.contenders['linear-floor']?.attentionProductsMs?.[lp];
   if (!s) return '';
   return ` The attention products of the ${lp}-token prompt alone (QKᵀ and probabilities·V in float32 for every layer and chunk, each row over its cached keys and half its chunk; ONNX Runtime's SGEMM) take ${fmt(s.median / 1000, 2)} s more: any exact attention adds at least that to the floor's time to first token.`;
 }
 
+/** results.md: every run of the file, the headline (onnx-community q4 at 1.5b) first. */
 export function renderMarkdown(j: ResultsJson): string {
+  const runs = runsOf(j);
+  const lines = ['# Benchmark: R1 Coder engine vs transformers.js vs bare onnxruntime-node', ''];
+  if (runs.length > 1) {
+    lines.push(`Runs in this file: ${runs.map((r) => `${layoutTitle(r)}${runKey(r) === HEADLINE ? ' (the headline)' : ''}`).join('; ')}.`, '');
+  }
+  return `${lines.join('\n')}\n${runs.map((r) => renderRun(r, runs.length > 1 ? '## ' : '')).join('\n')}`;
+}
+
+/** Where the layout comes from, at this shape. */
+function layoutNote(j: RunJson): string {
+  switch (j.layout) {
+    case 'onnx-community':
+      return j.shape === '7b' ? 'the layout of onnx-community/DeepSeek-R1-Distill-Qwen-1.5B-ONNX at the 7B shapes: onnx-community has no 7B export' : 'as onnx-community/DeepSeek-R1-Distill-Qwen-1.5B-ONNX ships it';
+    case 'genai':
+      return 'as onnxruntime/DeepSeek-R1-Distill-ONNX ships it';
+    default:
+      return "the benchmark's model before the layouts";
+  }
+}
+
+/** One run: its header, the contenders' table and the ratios, each table headed by the layout. */
+export function renderRun(j: RunJson, heading = ''): string {
   const a = j.args;
   const names = Object.keys(j.contenders);
   const lines: string[] = [];
-  lines.push(`# Benchmark: R1 Coder engine vs transformers.js vs bare onnxruntime-node`);
-  lines.push('');
+  const title = layoutTitle(j);
+  if (heading) lines.push(`${heading}${title}`, '');
   lines.push(`${j.date}${j.label ? ` — ${j.label}` : ''}. Machine: ${String(j.machine.cpu)}, ${String(j.machine.logicalCpus)} cores, ${String(j.machine.memoryGiB)} GiB, ${String(j.machine.platform)} ${String(j.machine.arch)}, Node ${String(j.machine.node)}, onnxruntime-node 1.30.0.`);
   const la = [j.loadAverage.before, ...j.loadAverage.afterEachChild].map((l) => l[0]!);
   lines.push(`Load average (1 min) before and after each contender process: ${la.map((x) => x.toFixed(2)).join(', ')}. Other engineers' processes share this machine, so figures carry that noise.`);
   lines.push('');
-  lines.push(`Model: random-weight Qwen2, ${j.model.shape} shapes, q4 (MatMulNBits 4-bit, block 32, accuracy_level unset as in the public export), ${(j.model.fileBytes / 1e9).toFixed(3)} GB, provider ${a.provider}. Same prompt tokens for everyone, greedy, ${a.newTokens} new tokens after a ${a.decodePrompt}-token prompt with eos ignored, ${a.runs} run(s) alternating ${names.join(' / ')}. Figures are medians${a.runs > 1 ? ' (min–max)' : ''}.`);
+  const m = j.model;
+  const bytes = m.fileBytes + (m.dataBytes ?? 0);
+  const what = j.layout
+    ? `${m.description}; ${layoutNote(j)}`
+    : 'q4 (MatMulNBits 4-bit, block 32, accuracy_level unset as in the public export), Optimum-style graph (this run predates the layouts)';
+  lines.push(
+    `Model: random-weight Qwen2, ${m.shape} shapes, ${what}, ${(bytes / 1e9).toFixed(3)} GB, provider ${a.provider}. Same prompt tokens for everyone, greedy, ${a.newTokens} new tokens after a ${a.decodePrompt}-token prompt with eos ignored, ${a.runs} run(s) alternating ${names.join(' / ')}. Figures are medians${a.runs > 1 ? ' (min–max)' : ''}.`,
+  );
+  for (const [k, why] of Object.entries(j.skipped ?? {})) lines.push('', `${k}: not run. ${why[0]!.toUpperCase()}${why.slice(1)}.`);
   lines.push('');
-  const header = ['', ...names];
+  const header = [title, ...names];
   lines.push(`| ${header.join(' | ')} |`);
   lines.push(`|${header.map(() => '---').join('|')}|`);
   const row = (label: string, f: (s: Summary) => string) => lines.push(`| ${label} | ${names.map((n) => f(j.contenders[n]!)).join(' | ')} |`);
@@ -308,13 +488,17 @@ export function renderMarkdown(j: ResultsJson): string {
   const r = j.ratios;
   const rf = j.roofline;
   const lp = Math.max(...a.prompts);
-  lines.push('| ratio | ours | linear layers alone (the kernel floor) | target |');
+  const hasTjs = !!j.contenders['transformers.js'];
+  lines.push(`| ratio (${title}) | ours | linear layers alone (the kernel floor) | target |`);
   lines.push('|---|---|---|---|');
-  lines.push(`| decode, ours / transformers.js | ${fmt(r.decodeVsTransformersJs ?? NaN, 2)}x | ${fmt(r.linearFloorDecodeVsTransformersJs ?? NaN, 2)}x | ≥ 3x |`);
-  const withAttention = r[`floorWithAttentionTtft${lp}VsTransformersJs`];
-  lines.push(`| TTFT ${lp}, transformers.js / ours | ${fmt((r.ttft4096VsTransformersJs ?? r[`ttft${lp}VsTransformersJs`]) ?? NaN, 2)}x | ${fmt(r[`linearFloorTtft${lp}VsTransformersJs`] ?? NaN, 2)}x${withAttention != null ? `; ${fmt(withAttention, 2)}x with the attention products` : ''} | ≥ 2x |`);
-  lines.push(`| peak RSS, ours / transformers.js | ${fmt(r.peakRssVsTransformersJs ?? NaN, 2)} | | ≤ 0.7 |`);
+  if (hasTjs) {
+    lines.push(`| decode, ours / transformers.js | ${fmt(r.decodeVsTransformersJs ?? NaN, 2)}x | ${fmt(r.linearFloorDecodeVsTransformersJs ?? NaN, 2)}x | ≥ 3x |`);
+    const withAttention = r[`floorWithAttentionTtft${lp}VsTransformersJs`];
+    lines.push(`| TTFT ${lp}, transformers.js / ours | ${fmt((r.ttft4096VsTransformersJs ?? r[`ttft${lp}VsTransformersJs`]) ?? NaN, 2)}x | ${fmt(r[`linearFloorTtft${lp}VsTransformersJs`] ?? NaN, 2)}x${withAttention != null ? `; ${fmt(withAttention, 2)}x with the attention products` : ''} | ≥ 2x |`);
+    lines.push(`| peak RSS, ours / transformers.js | ${fmt(r.peakRssVsTransformersJs ?? NaN, 2)} | | ≤ 0.7 |`);
+  }
   lines.push(`| decode step, ours / bare ORT loop | ${fmt(r.stepOverheadVsBareOrt ?? NaN, 3)} (outside session.run: ${fmt(r.engineOverheadVsBareOrt ?? NaN, 3)}) | | ≤ 1.03 |`);
+  if (!hasTjs) lines.push(`| decode step, ours / linear floor | ${fmt(r.stepVsLinearFloor ?? NaN, 2)}x | 1x | |`, `| TTFT ${lp}, ours / linear floor | ${fmt(r[`ttft${lp}VsLinearFloor`] ?? NaN, 2)}x | 1x | |`);
   lines.push(`| decode, ours / roofline | ${fmt((rf.fraction ?? NaN) * 100, 0)}% | ${fmt((rf.linearFloorFraction ?? NaN) * 100, 0)}% | ≥ 80% |`);
   lines.push('');
   const oo = j.contenders.ours?.outsideRunMs;
@@ -323,14 +507,30 @@ export function renderMarkdown(j: ResultsJson): string {
     lines.push(`A decode step outside session.run takes ${fmt(oo.median, 2)} ms in ours (sampling, detokenizing, streaming, the KV slot copies) and ${fmt(bo.median, 2)} ms in the bare loop. The ratio in brackets is the bare loop's step plus that difference, over the bare loop's step: the engine's own overhead, without the machine's bandwidth swings that move both steps by ±10 % from process to process.`);
     lines.push('');
   }
-  lines.push(`The kernel floor runs only the model's linear layers (MatMulNBits at accuracy_level 4, q/k/v and gate/up fused, lm_head on one position; the same weight bytes), with the same threads and prefill chunks: no engine built on onnxruntime-node's CPU kernels can be faster than it. Ours / floor: decode step ${fmt(r.stepVsLinearFloor ?? NaN, 2)}x, TTFT ${lp} ${fmt(r[`ttft${lp}VsLinearFloor`] ?? NaN, 2)}x.${
-      attentionNote(j, lp)
-    }`);
+  if (j.preparedSteps) {
+    lines.push(`Prepared CPU copy (ours and the bare loop load it; r1 info lists the same): ${j.preparedSteps.map((s) => `${s.step} ${s.applied ? 'applied' : 'not applied'} (${s.detail})`).join('; ')}.`);
+    lines.push('');
+  }
+  const mt = j.multiTokenSteps;
+  if (mt && (mt.ours === false || mt.bareOrt === false)) {
+    lines.push('The graph runs one token at a time once its KV cache holds some (the builder\'s MultiHeadAttention graph with its attention as exported): prompts run in one piece, not in chunks.');
+    lines.push('');
+  }
+  const fl = m.linearFloor;
+  const floorWhat = fl?.fusion
+    ? `${fl.weights === 'q4' ? 'MatMulNBits at accuracy_level 4' : 'float MatMuls'}, ${fl.fusion === 'qkv+gate_up' ? 'q/k/v and gate/up fused' : fl.fusion === 'qkv' ? 'q/k/v packed, gate and up apart' : 'every projection apart'} (${fl.why}), lm_head on one position; the same shapes and weight bytes`
+    : 'MatMulNBits at accuracy_level 4, q/k/v and gate/up fused, lm_head on one position; the same weight bytes';
+  lines.push(`The kernel floor runs only the model's linear layers as the prepared copy runs them (${floorWhat}), with the same threads and prefill chunks: no engine built on onnxruntime-node's CPU kernels can be faster than it. Ours / floor: decode step ${fmt(r.stepVsLinearFloor ?? NaN, 2)}x, TTFT ${lp} ${fmt(r[`ttft${lp}VsLinearFloor`] ?? NaN, 2)}x.${attentionNote(j, lp)}`);
+  if (j.floorMismatch) lines.push('', `Note: ${j.floorMismatch}.`);
   lines.push('');
-  lines.push(`Roofline: ${(rf.weightBytesPerToken / 1e9).toFixed(3)} GB of weights read per token (all MatMulNBits weights and scales, one embedding row, norms and biases) over ${(rf.bandwidthBytesPerSecond / 1e9).toFixed(1)} GB/s measured read bandwidth (${j.bandwidth.allThreads.threads} threads, best of ${j.bandwidth.allThreads.passes} memchr passes over ${(j.bandwidth.allThreads.bytesPerPass / 2 ** 30).toFixed(1)} GiB${j.bandwidth.before && j.bandwidth.after ? `, the higher of ${(j.bandwidth.before.bestBytesPerSecond / 1e9).toFixed(1)} before and ${(j.bandwidth.after.bestBytesPerSecond / 1e9).toFixed(1)} after the contenders` : ''}; one thread ${(j.bandwidth.oneThread.bestBytesPerSecond / 1e9).toFixed(1)} GB/s) = ${fmt(rf.stepMs, 1)} ms a token, ${fmt(rf.tokensPerSecond, 1)} tok/s. The bare ORT loop reaches ${fmt((rf.bareOrtFraction ?? NaN) * 100, 0)}% of it.`);
+  lines.push(`Roofline: ${(rf.weightBytesPerToken / 1e9).toFixed(3)} GB of weights read per token (every linear layer's weights${m.floatLinearBytes ? '' : ' and scales'}, one row of the embedding${m.rotaryBytes ? ' and rotary tables' : ''}, norms and biases) over ${(rf.bandwidthBytesPerSecond / 1e9).toFixed(1)} GB/s measured read bandwidth (${j.bandwidth.allThreads.threads} threads, best of ${j.bandwidth.allThreads.passes} memchr passes over ${(j.bandwidth.allThreads.bytesPerPass / 2 ** 30).toFixed(1)} GiB${j.bandwidth.before && j.bandwidth.after ? `, the higher of ${(j.bandwidth.before.bestBytesPerSecond / 1e9).toFixed(1)} before and ${(j.bandwidth.after.bestBytesPerSecond / 1e9).toFixed(1)} after the contenders` : ''}; one thread ${(j.bandwidth.oneThread.bestBytesPerSecond / 1e9).toFixed(1)} GB/s) = ${fmt(rf.stepMs, 1)} ms a token, ${fmt(rf.tokensPerSecond, 1)} tok/s. The bare ORT loop reaches ${fmt((rf.bareOrtFraction ?? NaN) * 100, 0)}% of it.`);
   const g = j.greedyAgreement;
+  const of = j.greedyCompared;
+  const n = (k: string) => `${g[k] ?? 'n/a'}${of?.[k] != null ? ` of ${of[k]}` : ''}`;
   lines.push('');
-  lines.push(`Greedy tokens identical for the first ${g.oursVsBareOrt ?? 'n/a'} steps (ours vs bare ORT, same prepared file), ${g.oursVsTransformersJs ?? 'n/a'} (ours vs transformers.js, which computes MatMulNBits in float32: int8 rounding flips near-ties of random weights).`);
+  lines.push(
+    `Greedy tokens identical for the first ${n('oursVsBareOrt')} steps (ours vs bare ORT, same prepared file)${hasTjs ? `, ${n('oursVsTransformersJs')} (ours vs transformers.js, which computes MatMulNBits in float32: int8 rounding flips near-ties of random weights)` : ''}.`,
+  );
   lines.push('');
   return `${lines.join('\n')}\n`;
 }
