@@ -17,10 +17,11 @@ import {
 } from '../protocol/server';
 import type { ExchangeCommand } from '../protocol/webview';
 import { formatAsComment } from './edits/comments';
-import { contextWindow, enclosingBlockByIndent } from './edits/context';
-import { pickFixBlock, replacementText } from './edits/proposal';
+import { contextWindow, indentBlockRange, wholeLineSpan } from './edits/context';
+import { fixBlockOf, replacementText } from './edits/proposal';
 import type { ProposalStore } from './proposals';
 import type { ReasoningViewProvider } from './reasoningView';
+import { Runs } from './runs';
 import type { R1Server } from './server';
 
 /** Arguments a code action passes to r1.fix / r1.explain / r1.ask. */
@@ -59,8 +60,8 @@ function lineRange(r: vscode.Range): GenerateParams['range'] {
 
 /** The whole lines of `range` (a fix replaces whole lines, so indentation survives). */
 function wholeLines(document: vscode.TextDocument, range: vscode.Range): vscode.Range {
-  const end = range.end.character === 0 && range.end.line > range.start.line ? range.end.line - 1 : range.end.line;
-  return new vscode.Range(range.start.line, 0, end, document.lineAt(end).text.length);
+  const { startLine, endLine } = wholeLineSpan(range);
+  return new vscode.Range(startLine, 0, endLine, document.lineAt(endLine).text.length);
 }
 
 /** A request id, unique in this window: the exchange, the server request and its stream share it. */
@@ -69,7 +70,7 @@ function newRequestId(): string {
 }
 
 export class Workflows implements vscode.Disposable {
-  private readonly runs = new Map<string, Run>();
+  private readonly runs = new Runs<Run>();
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -82,7 +83,10 @@ export class Workflows implements vscode.Disposable {
       server.onStream((p) => this.view.appendDelta(p.requestId, p.kind, p.text, { reasoningTokens: p.reasoningTokens, answerTokens: p.answerTokens })),
       server.onRequestProgress((p) => {
         if (p.phase === 'queued') this.view.setQueued(p.requestId, p.position);
-        else if (p.phase === 'running') this.view.setRunning(p.requestId);
+        else {
+          this.runs.started(p.requestId);
+          if (p.phase === 'running') this.view.setRunning(p.requestId);
+        }
       }),
       view.onDidRequestCancel((e) => e.waitUntil(Promise.resolve(this.cancel(e.params.exchangeId)))),
       view.onDidRequestFollowUp((e) => e.waitUntil(this.followUp(e.params.text, e.params.parentId))),
@@ -124,9 +128,9 @@ export class Workflows implements vscode.Disposable {
     await this.start('fix', 'Fix this code.', target);
   }
 
-  /** Cancels `id`, or the newest running request. */
+  /** Cancels `id`, or the request the server is running (not a queued one). */
   cancel(id?: string): void {
-    const run = id !== undefined ? this.runs.get(id) : [...this.runs.values()].pop();
+    const run = id !== undefined ? this.runs.get(id) : this.runs.current();
     if (!run) {
       if (id === undefined) void vscode.window.showInformationMessage('R1: nothing is running.');
       return;
@@ -196,9 +200,8 @@ export class Workflows implements vscode.Disposable {
     visit(symbols);
     // A whole-file symbol (e.g. a module) is too broad to rewrite: use the indentation block.
     if (best && best.end.line - best.start.line < 200) return best;
-    const lines = document.getText().split(/\r?\n/);
-    const block = enclosingBlockByIndent(lines, range.start.line);
-    return new vscode.Range(block.startLine, 0, Math.max(block.endLine, range.end.line), 0);
+    const block = indentBlockRange(document.getText().split(/\r?\n/), range.start.line, range.end.line);
+    return new vscode.Range(block.start.line, block.start.character, block.end.line, block.end.character);
   }
 
   // ───────────── running a request ─────────────
@@ -249,7 +252,7 @@ export class Workflows implements vscode.Disposable {
   private async send(command: 'ask' | 'fix' | 'explain', params: GenerateParams): Promise<GenerationResult | undefined> {
     const id = params.requestId;
     const source = new vscode.CancellationTokenSource();
-    this.runs.set(id, { id, source });
+    this.runs.add(id, { id, source });
     const type = command === 'ask' ? AskRequest.type : command === 'fix' ? FixRequest.type : ExplainRequest.type;
     try {
       const client = await this.server.ensureStarted();
@@ -320,14 +323,14 @@ export class Workflows implements vscode.Disposable {
   }
 
   private proposeFix(id: string, document: vscode.TextDocument, range: vscode.Range, result: GenerationResult): void {
-    if (result.status !== 'complete' && result.status !== 'length') return;
-    const block = pickFixBlock(result.codeBlocks, document.languageId, vscode.workspace.asRelativePath(document.uri));
-    if (!block) {
-      void vscode.window.showInformationMessage('R1: the answer holds no code block, so there is no edit to propose. Read the answer in the Reasoning view.');
+    if (result.status === 'error') return; // the view and the log say what failed
+    const fix = fixBlockOf(result, document.languageId, vscode.workspace.asRelativePath(document.uri));
+    if ('none' in fix) {
+      void vscode.window.showInformationMessage(`R1: ${fix.none}`);
       return;
     }
     const original = document.getText(range);
-    const proposed = replacementText(block.code, original);
+    const proposed = replacementText(fix.block.code, original);
     if (proposed === original) {
       void vscode.window.showInformationMessage('R1: the proposed code is the same as the current code; nothing to apply.');
       return;

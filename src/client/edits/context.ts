@@ -71,3 +71,28 @@ export function enclosingBlockByIndent(lines: readonly string[], line: number): 
   }
   return { startLine: start, endLine: Math.max(end, line) };
 }
+
+/** A range by line and character, 0-based; the end is exclusive, as in VS Code. */
+export interface LineRange {
+  start: { line: number; character: number };
+  end: { line: number; character: number };
+}
+
+/**
+ * The whole lines a fix replaces for `range`, 0-based and inclusive: a range that ends at column 0
+ * of a later line (a selection of whole lines) does not include that line.
+ */
+export function wholeLineSpan(range: LineRange): { startLine: number; endLine: number } {
+  const endLine = range.end.character === 0 && range.end.line > range.start.line ? range.end.line - 1 : range.end.line;
+  return { startLine: range.start.line, endLine };
+}
+
+/**
+ * The range of the indentation block around `from..to` (enclosingBlockByIndent), ending at the end
+ * of its last line, so that wholeLineSpan keeps that line (its closing brace).
+ */
+export function indentBlockRange(lines: readonly string[], from: number, to: number): LineRange {
+  const block = enclosingBlockByIndent(lines, from);
+  const end = Math.max(block.endLine, to);
+  return { start: { line: block.startLine, character: 0 }, end: { line: end, character: (lines[end] ?? '').length } };
+}

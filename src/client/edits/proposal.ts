@@ -14,19 +14,49 @@ function minIndent(text: string): string {
   return best ?? '';
 }
 
+/** A block's target that names a file (a path, or a name with an extension) rather than a symbol. */
+function namesFile(target: string): boolean {
+  return /[\\/]/.test(target) || /\.[A-Za-z0-9]+$/.test(target);
+}
+
 /**
- * The code block of `blocks` that fixes `original`: one that names this file, else one in the
- * document's language, else the first; closed blocks first. Undefined when there is none.
+ * The code block of `blocks` that fixes the document at `filePath`: one that names this file, else
+ * one in the document's language, else one without a language. Only closed blocks count (an
+ * unclosed one is a cut-off answer: replacing a function with half of one loses code), and a block
+ * that names another file is never used here. Undefined when there is none.
  */
 export function pickFixBlock(blocks: readonly CodeBlock[], languageId: string, filePath: string): CodeBlock | undefined {
   const base = filePath.split(/[\\/]/).pop() ?? filePath;
-  const ranked = [...blocks].sort((a, b) => Number(b.closed) - Number(a.closed));
+  const isThisFile = (t: string) => t === filePath || t.endsWith(`/${base}`) || t === base;
+  const usable = blocks.filter((b) => b.closed && !(b.target !== undefined && namesFile(b.target) && !isThisFile(b.target)));
   return (
-    ranked.find((b) => b.target !== undefined && (b.target === filePath || b.target.endsWith(`/${base}`) || b.target === base)) ??
-    ranked.find((b) => fenceMatches(b.language, languageId)) ??
-    ranked.find((b) => b.language === '' || b.language === 'text') ??
-    ranked[0]
+    usable.find((b) => b.target !== undefined && isThisFile(b.target)) ??
+    usable.find((b) => fenceMatches(b.language, languageId)) ??
+    usable.find((b) => b.language === '' || b.language === 'text')
   );
+}
+
+/**
+ * The block a fix answer proposes for the document, or why it proposes none: only a complete
+ * answer does (a cut-off or cancelled one may stop inside its code).
+ */
+export function fixBlockOf(
+  result: { status: string; codeBlocks: readonly CodeBlock[] },
+  languageId: string,
+  filePath: string,
+): { block: CodeBlock } | { none: string } {
+  if (result.status === 'length') {
+    return { none: 'the answer was cut off by the token limit, so its code may be incomplete: no edit is proposed. Raise r1.generation.maxNewTokens, or ask a follow-up ("continue").' };
+  }
+  if (result.status !== 'complete') return { none: `the answer is ${result.status === 'cancelled' ? 'cancelled' : 'not complete'}, so no edit is proposed.` };
+  const block = pickFixBlock(result.codeBlocks, languageId, filePath);
+  if (block) return { block };
+  const unclosed = result.codeBlocks.some((b) => !b.closed);
+  return {
+    none: unclosed
+      ? 'the answer\'s code block never closes, so it may be incomplete: no edit is proposed.'
+      : `the answer holds no complete code block for ${filePath}, so there is no edit to propose. Read the answer in the Reasoning view.`,
+  };
 }
 
 /**

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { reanchor } from '../../../src/client/edits/anchor';
 import { formatAsComment } from '../../../src/client/edits/comments';
-import { contextWindow, enclosingBlockByIndent } from '../../../src/client/edits/context';
-import { pickFixBlock, replacementText } from '../../../src/client/edits/proposal';
+import { contextWindow, enclosingBlockByIndent, indentBlockRange, wholeLineSpan } from '../../../src/client/edits/context';
+import { fixBlockOf, pickFixBlock, replacementText } from '../../../src/client/edits/proposal';
+import { Runs } from '../../../src/client/runs';
 import { commentSyntax } from '../../../src/text/languages';
 
 describe('re-anchoring a proposal', () => {
@@ -82,6 +83,19 @@ describe('bounded context', () => {
   });
 });
 
+describe('the lines a fix replaces', () => {
+  test('a selection of whole lines (ending at column 0 of the next line) does not take that line', () => {
+    assert.deepEqual(wholeLineSpan({ start: { line: 2, character: 4 }, end: { line: 5, character: 0 } }), { startLine: 2, endLine: 4 });
+    assert.deepEqual(wholeLineSpan({ start: { line: 2, character: 0 }, end: { line: 2, character: 0 } }), { startLine: 2, endLine: 2 });
+  });
+  test('the indentation fallback keeps the block\'s closing line (no duplicated brace after the fix)', () => {
+    const src = ['const a = 1;', 'function f(x) {', '  if (x) {', '    return x;', '  }', '}', '', 'f(a);'];
+    // The cursor on the problem at line 3: the block is lines 1..5, closing brace included.
+    assert.deepEqual(wholeLineSpan(indentBlockRange(src, 3, 3)), { startLine: 2, endLine: 4 });
+    assert.deepEqual(wholeLineSpan(indentBlockRange(src, 2, 2)), { startLine: 1, endLine: 5 });
+  });
+});
+
 describe('the proposed code of a fix', () => {
   const blocks = [
     { language: 'bash', code: 'npm test', closed: true },
@@ -96,10 +110,54 @@ describe('the proposed code of a fix', () => {
   test('closed blocks win over an unclosed one', () => {
     assert.equal(pickFixBlock([{ language: 'ts', code: 'half', closed: false }, { language: 'ts', code: 'whole', closed: true }], 'typescript', 'a.ts')?.code, 'whole');
   });
+  test('an unclosed block is never proposed: it may be half of the code', () => {
+    assert.equal(pickFixBlock([{ language: 'ts', code: 'export function f() {\n  return 1;', closed: false }], 'typescript', 'a.ts'), undefined);
+  });
+  test('a block that names another file is used only for that file, never through the language fallback', () => {
+    const other = [{ language: 'typescript', code: 'export const helper = 1;', target: 'src/util.ts', closed: true }];
+    assert.equal(pickFixBlock(other, 'typescript', 'src/main.ts'), undefined);
+    assert.equal(pickFixBlock(other, 'typescript', 'src/util.ts')?.code, 'export const helper = 1;');
+    // A target that is a symbol, not a file, does not exclude the block.
+    assert.equal(pickFixBlock([{ language: 'ts', code: 'x', target: 'parsePort', closed: true }], 'typescript', 'src/main.ts')?.code, 'x');
+  });
+  test('only a complete answer proposes an edit; a cut-off or cancelled one says why', () => {
+    const closed = [{ language: 'ts', code: 'const x = 1;', closed: true }];
+    assert.deepEqual(fixBlockOf({ status: 'complete', codeBlocks: closed }, 'typescript', 'a.ts'), { block: closed[0] });
+    const cut = fixBlockOf({ status: 'length', codeBlocks: closed }, 'typescript', 'a.ts');
+    assert.match('none' in cut ? cut.none : '', /cut off by the token limit.*no edit is proposed/);
+    const cancelled = fixBlockOf({ status: 'cancelled', codeBlocks: closed }, 'typescript', 'a.ts');
+    assert.match('none' in cancelled ? cancelled.none : '', /cancelled, so no edit is proposed/);
+    const unclosed = fixBlockOf({ status: 'complete', codeBlocks: [{ language: 'ts', code: 'half', closed: false }] }, 'typescript', 'a.ts');
+    assert.match('none' in unclosed ? unclosed.none : '', /never closes/);
+  });
   test('re-indents code the model dedented and keeps the trailing newline', () => {
     const original = '    if (a) {\n      b();\n    }\n';
     assert.equal(replacementText('if (a) {\n  c();\n}', original), '    if (a) {\n      c();\n    }\n');
     assert.equal(replacementText('x = 1\n\n', 'x = 2'), 'x = 1');
     assert.equal(replacementText('a\nb', 'a\r\nc\r\n'), 'a\r\nb\r\n');
+  });
+});
+
+describe('which request Cancel stops', () => {
+  test('the one the server runs, not the newest (queued) one', () => {
+    const runs = new Runs<string>();
+    runs.add('a', 'first');
+    runs.add('b', 'second, queued');
+    assert.equal(runs.current(), 'first', 'before the server says which, the oldest: it runs first');
+    runs.started('a');
+    assert.equal(runs.current(), 'first');
+    runs.delete('a');
+    assert.equal(runs.current(), 'second, queued', 'once the first is gone, the next in line');
+    runs.started('b');
+    assert.equal(runs.current(), 'second, queued');
+    runs.delete('b');
+    assert.equal(runs.current(), undefined);
+  });
+  test('a report about a request that already finished changes nothing', () => {
+    const runs = new Runs<string>();
+    runs.add('a', 'a');
+    runs.add('b', 'b');
+    runs.started('gone');
+    assert.equal(runs.current(), 'a');
   });
 });
