@@ -152,19 +152,25 @@ export class DecoderSession {
 
   /**
    * Finds out whether the graph runs two tokens after a cached one (see multiTokenSteps); leaves
-   * the cache empty. Resolves to the error ONNX Runtime gave when it cannot.
+   * the cache empty. Resolves to the error ONNX Runtime gave when it cannot. Throws when even one
+   * token after a cached one fails: no request could run.
    */
   async probeMultiTokenSteps(token: number): Promise<string | undefined> {
     this.reset();
     this.multiTokenSteps = true;
     let failure: string | undefined;
+    let decodeWorks = false;
     try {
       await this.forward([token]);
-      // A failure here is an answer, not an error: ONNX Runtime need not print it.
+      // A decode step after a cached token must work (a failure here is the graph's fault, and
+      // the load fails with it); it is what every request does after its prompt.
+      await this.forward([token]);
+      decodeWorks = true;
+      // A failure of a two-token step is an answer, not an error: ONNX Runtime need not print it.
       this.runOptions = { logSeverityLevel: 4 };
       await this.forward([token, token]);
     } catch (e) {
-      if (!(e instanceof ModelError) || e.code !== 'runtime') throw e;
+      if (!decodeWorks || !(e instanceof ModelError) || e.code !== 'runtime') throw e;
       failure = e.problem;
       this.multiTokenSteps = false;
     } finally {

@@ -71,6 +71,10 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
           x.output = onnx.ValueInfoProto.decode(await r.bytes(g.payload, g.len));
         } else if (g.field === 11 && g.wire === 2) {
           x.graphInput = onnx.ValueInfoProto.decode(await r.bytes(g.payload, g.len)).name ?? '';
+        } else if (g.field === 13) {
+          // value_info: shape hints ONNX Runtime can do without, and the builder's are wrong in
+          // places (its q4f16 graph then fails its first decode step on the CPU): left out.
+          x.dropped = true;
         }
         fields.push(x);
         q = g.end;

@@ -132,6 +132,27 @@ for (const c of CASES) {
   });
 }
 
+describe('the onnx-community q4f16 graph on the CPU', () => {
+  // The builder's value_info declares some repeat_kv outputs with the new tokens' length; ONNX
+  // Runtime's CPU provider then fails the first decode step after a cached token.
+  it('as exported, it is refused at load (not at every request), naming the file', async () => {
+    const modelDir = await ensureFixture('tiny-onnx-community');
+    await assert.rejects(
+      R1Engine.load({ modelDir, variant: 'q4f16', provider: 'cpu', prepareForCpu: false, cacheDir }),
+      (e: unknown) => e instanceof ModelError && e.file === join(modelDir, 'onnx', 'model_q4f16.onnx') && /validation step failed/.test(e.message),
+    );
+  });
+  it('the prepared copy (without value_info) decodes, and its cached steps match a no-cache run', async () => {
+    const e = await R1Engine.load({ modelDir: await ensureFixture('tiny-onnx-community'), variant: 'q4f16', provider: 'cpu', cacheDir, cpuThreads: 1 });
+    try {
+      const d = relDiff(await stepLogits(e), await noCacheLogits(e));
+      assert.ok(d < 1e-2, `fp16: cached and no-cache logits differ by ${d} of the largest logit`);
+    } finally {
+      await e.dispose();
+    }
+  });
+});
+
 describe('bad genai folders', () => {
   it('a graph that disagrees with genai_config.json is refused, naming the model file and genai_config.json', async () => {
     const src = await ensureFixture('tiny-genai-cpu');
