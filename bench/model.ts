@@ -52,10 +52,9 @@ import { lenField } from '../src/engine/graph/protobuf';
 import { Rng } from '../test/fixtures/onnx/rng';
 import { type MhaVariant, buildMhaVariant } from '../test/fixtures/onnx/builderMha';
 import { type GqaVariant, buildGqaVariant } from '../test/fixtures/onnx/builderGqa';
-import { BuilderGraph, type IoDtype, builderModelSizes, floatBytes, genaiConfigJson, writeBuilderModel } from '../test/fixtures/onnx/genaiBuilder';
+import { BuilderGraph, type IoDtype, builderModelSizes, floatBytes, writeBuilderModel } from '../test/fixtures/onnx/genaiBuilder';
 import { seededQwen2Weights } from '../test/fixtures/onnx/weights';
-import { GENERATION_CONFIG, ONNX_COMMUNITY_FILES, R1_1_5B, VOCAB_SIZE, ensureFixture, qwen2Config } from '../test/fixtures/models';
-import { BOS_TOKEN, EOS_TOKEN } from '../test/fixtures/tokenizer';
+import { GENERATION_CONFIG, ONNX_COMMUNITY_FILES, R1_1_5B, VOCAB_SIZE, ensureFixture, qwen2Config, writeGenaiConfigFiles } from '../test/fixtures/models';
 
 export const BENCH_DIR: string = resolve(__dirname, '../.cache/bench');
 export const DEFAULT_SEED = 1234;
@@ -490,12 +489,6 @@ function hubConfig(shape: BenchShape, spec: ShapeSpec, externalFile?: string): R
   return cfg;
 }
 
-/** special_tokens_map.json as transformers' save_pretrained writes it for R1-Distill's tokenizer. */
-function specialTokensMap(): Record<string, unknown> {
-  const token = (content: string) => ({ content, lstrip: false, normalized: false, rstrip: false, single_word: false });
-  return { bos_token: token(BOS_TOKEN), eos_token: token(EOS_TOKEN), pad_token: token(EOS_TOKEN) };
-}
-
 const DESCRIPTIONS: Record<string, string> = {
   'onnx-community/q4':
     "onnx-community layout (config.json, onnx/model_q4.onnx): onnxruntime-genai's builder graph with MultiHeadAttention (RotaryEmbedding, repeat_kv, 4-D mask), q4 as transformers.js's quantizer leaves it (MatMulNBits 4-bit, block 32, accuracy_level unset, lm_head included, float32 embedding)",
@@ -531,9 +524,8 @@ async function writeBuilderLayout(dir: string, layout: 'onnx-community' | 'genai
   } else {
     file = 'model.onnx';
     written = writeBuilt(join(dir, file), bg, { external: true, dataName: 'model.onnx.data', threshold: 0 });
-    const json = genaiConfigJson({
+    await writeGenaiConfigFiles(dir, {
       ep: variant === 'gpu' ? 'cuda' : 'cpu',
-      attention: 'gqa',
       contextLength: spec.maxPositionEmbeddings,
       headSize: headDim,
       hiddenSize: spec.hiddenSize,
@@ -541,14 +533,7 @@ async function writeBuilderLayout(dir: string, layout: 'onnx-community' | 'genai
       numHiddenLayers: spec.numLayers,
       numKeyValueHeads: spec.numKvHeads,
       vocabSize: spec.vocabSize,
-      bosTokenId: GENERATION_CONFIG.bos_token_id,
-      eosTokenId: GENERATION_CONFIG.eos_token_id,
-      doSample: GENERATION_CONFIG.do_sample,
-      temperature: GENERATION_CONFIG.temperature,
-      topP: GENERATION_CONFIG.top_p,
     });
-    await writeFile(join(dir, 'genai_config.json'), json);
-    await writeFile(join(dir, 'special_tokens_map.json'), `${JSON.stringify(specialTokensMap(), null, 2)}\n`);
   }
   return {
     layout,
