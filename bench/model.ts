@@ -103,10 +103,10 @@ export const SHAPES: Record<BenchShape, ShapeSpec> = {
 
 /**
  * How the floor's linear layers are grouped, as the prepared CPU copy of the measured file runs
- * them: `qkv+gate_up` (q/k/v as one node and gate/up as one: the copy fuses nodes whose weights
- * sit in the model file), `qkv` (the genai graph's packed q/k/v; its weights are external data,
- * which the copy does not fuse), `none` (every projection alone: external data, or no prepared
- * copy at all).
+ * them: `qkv+gate_up` (q/k/v as one node and gate/up as one: the copy fuses them, or the builder
+ * packed q/k/v), `qkv` (the genai graph's packed q/k/v alone: the fused gate/up weights, written
+ * into the copy, would pass protobuf's 2 GB), `none` (every projection alone: the same limit for a
+ * hub file in external data, or no prepared copy at all).
  */
 export type FloorFusion = 'qkv+gate_up' | 'qkv' | 'none';
 
@@ -334,14 +334,23 @@ class BenchGraph extends BuilderGraph {
 }
 
 /** The floor's layout for a measured file (see FloorFusion): what its prepared CPU copy runs. */
-export function linearFloorSpec(layout: BenchLayout, variant: string, external: boolean): LinearFloorSpec {
+export function linearFloorSpec(layout: BenchLayout, variant: string, external: boolean, spec: ShapeSpec): LinearFloorSpec {
   const io: IoDtype = variant === 'q4f16' || variant === 'gpu' ? 'float16' : 'float32';
   if (variant === 'fp32') return { fusion: 'none', weights: 'float', io, why: 'a float32 graph has no MatMulNBits, so it gets no prepared copy: its MatMuls run as exported' };
+  // The prepared copy writes the fused weights into itself; with the model's weights in external
+  // data it fuses only while that stays under protobuf's 2 GB (src/engine/graph/prepare.ts).
+  const blocks = Math.ceil(spec.hiddenSize / 32);
+  const perRow = blocks * (16 + (io === 'float16' ? 2 : 4));
+  const kvWidth = spec.numKvHeads * (spec.hiddenSize / spec.numHeads);
+  const fused = spec.numLayers * perRow * (2 * spec.intermediateSize + (layout === 'genai' ? 0 : spec.hiddenSize + 2 * kvWidth));
+  const fits = !external || fused < PROTOBUF_LIMIT - (64 << 20);
   if (layout === 'genai') {
-    return { fusion: 'qkv', weights: 'q4', io, why: "the builder packs q/k/v into one MatMulNBits; the prepared copy does not fuse gate/up because the genai folder keeps every weight in model.onnx.data (it fuses only weights inside the model file)" };
+    return fits
+      ? { fusion: 'qkv+gate_up', weights: 'q4', io, why: 'the builder packs q/k/v into one MatMulNBits and the prepared copy fuses gate/up (their weights copied from model.onnx.data into the copy)' }
+      : { fusion: 'qkv', weights: 'q4', io, why: `the builder packs q/k/v into one MatMulNBits; the prepared copy does not fuse gate/up: ${(fused / 1e9).toFixed(2)} GB of fused weights would pass protobuf's 2 GB` };
   }
-  if (external) return { fusion: 'none', weights: 'q4', io, why: 'the weights are external data, which the prepared copy does not fuse' };
-  return { fusion: 'qkv+gate_up', weights: 'q4', io, why: 'the prepared copy fuses q/k/v and gate/up (weights inside the model file)' };
+  if (!fits) return { fusion: 'none', weights: 'q4', io, why: `the weights are external data and ${(fused / 1e9).toFixed(2)} GB of fused weights would pass protobuf's 2 GB, so the prepared copy fuses nothing` };
+  return { fusion: 'qkv+gate_up', weights: 'q4', io, why: 'the prepared copy fuses q/k/v and gate/up' };
 }
 
 /**
@@ -645,7 +654,7 @@ export async function buildBenchModel(opts: BuildBenchOptions = {}): Promise<{ d
     const tok = await ensureFixture('tokenizer');
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(tok, f), join(tmp, f));
     const model = layout === 'optimum' ? await writeOptimumLayout(tmp, shape, spec, seed) : await writeBuilderLayout(tmp, layout, variant, shape, spec, seed, external);
-    const manifest: BenchModelManifest = { ...model, linearFloor: await writeLinearFloorModel(tmp, spec, seed, linearFloorSpec(layout, variant, model.dataBytes > 0)) };
+    const manifest: BenchModelManifest = { ...model, linearFloor: await writeLinearFloorModel(tmp, spec, seed, linearFloorSpec(layout, variant, model.dataBytes > 0, spec)) };
     await writeFile(join(tmp, 'bench-model.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     await writeFile(join(tmp, MARKER), `${JSON.stringify({ key, builtAt: new Date().toISOString() }, null, 2)}\n`);
     await rm(dir, { recursive: true, force: true });

@@ -120,7 +120,7 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
   const merged: Segment[] = [];
   for (const s of top) {
     const last = merged[merged.length - 1];
-    if (last && !(last instanceof Uint8Array) && !(s instanceof Uint8Array) && last.from + last.len === s.from) last.len += s.len;
+    if (last && !(last instanceof Uint8Array) && !(s instanceof Uint8Array) && last.file === s.file && last.from + last.len === s.from) last.len += s.len;
     else merged.push(s instanceof Uint8Array ? s : { ...s });
   }
   // Quantized models (MatMulNBits) are prepared: those the export left at float32 compute, and

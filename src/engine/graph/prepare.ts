@@ -123,23 +123,34 @@ export function defaultPrepareCacheDir(env: NodeJS.ProcessEnv = process.env, pla
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'r1-coder', 'prepared');
 }
 
-async function writeSegments(src: FileHandle, out: FileHandle, segments: Segment[]): Promise<void> {
+/** Writes `segments` to `out`: bytes, ranges of the source `src`, and ranges of its external data files (beside `srcPath`). */
+async function writeSegments(src: FileHandle, srcPath: string, out: FileHandle, segments: Segment[]): Promise<void> {
   const chunk = Buffer.alloc(8 << 20);
+  const dataFiles = new Map<string, FileHandle>();
   let outPos = 0;
-  for (const s of segments) {
-    if (s instanceof Uint8Array) {
-      await out.write(s, 0, s.length, outPos);
-      outPos += s.length;
-      continue;
+  try {
+    for (const s of segments) {
+      if (s instanceof Uint8Array) {
+        await out.write(s, 0, s.length, outPos);
+        outPos += s.length;
+        continue;
+      }
+      let from = src;
+      if (s.file !== undefined) {
+        from = dataFiles.get(s.file) ?? (await open(join(dirname(srcPath), s.file), 'r'));
+        dataFiles.set(s.file, from);
+      }
+      for (let done = 0; done < s.len; ) {
+        const n = Math.min(chunk.length, s.len - done);
+        const { bytesRead } = await from.read(chunk, 0, n, s.from + done);
+        if (bytesRead !== n) throw new Error(`the model file${s.file ? ` (${s.file})` : ''} changed while it was being prepared`);
+        await out.write(chunk, 0, n, outPos);
+        outPos += n;
+        done += n;
+      }
     }
-    for (let done = 0; done < s.len; ) {
-      const n = Math.min(chunk.length, s.len - done);
-      const { bytesRead } = await src.read(chunk, 0, n, s.from + done);
-      if (bytesRead !== n) throw new Error('the model file changed while it was being prepared');
-      await out.write(chunk, 0, n, outPos);
-      outPos += n;
-      done += n;
-    }
+  } finally {
+    for (const h of dataFiles.values()) await h.close().catch(() => undefined);
   }
 }
 
@@ -195,10 +206,19 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
     const shape = opts.verify ? opts.attentionShape : undefined;
     let plan = await planRewrite(reader, level, opts, shape);
     if (!plan.changed) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: NOTHING_TO_PREPARE });
+    const LIMIT = 0x7fffffff;
+    // Fused weights are written into the copy itself; when a model keeps its weights in external
+    // data (a 7B, say) that can pass protobuf's 2 GB: then the copy does without the fusion.
+    let fuse = opts.fuseMatMuls;
+    if (plan.outputSize > LIMIT && plan.fusedMatMuls.from > 0) {
+      const size = plan.outputSize;
+      fuse = false;
+      plan = await planRewrite(reader, level, { ...opts, fuseMatMuls: false }, shape);
+      plan.why.fuseMatMuls = `the fused weights would make the copy ${(size / 1e9).toFixed(2)} GB, past protobuf's 2 GB limit (they are written into the copy; the model's own weights stay in its data file)`;
+    }
     // With the attention rewritten, a copy without it is written too, as the reference (and the
     // fallback) of the verify check.
-    let plain = plan.attentionLayers > 0 ? await planRewrite(reader, level, { ...opts, attention: false }) : undefined;
-    const LIMIT = 0x7fffffff;
+    let plain = plan.attentionLayers > 0 ? await planRewrite(reader, level, { ...opts, fuseMatMuls: fuse, attention: false }) : undefined;
     if (plain && plan.outputSize > LIMIT) [plan, plain] = [plain, undefined]; // the rotary tables push it over: no rewrite
     if (plan.outputSize > LIMIT || (plain?.outputSize ?? 0) > LIMIT) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'the prepared model would exceed the 2 GB protobuf limit' });
     try {
@@ -223,7 +243,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
       let out: FileHandle | undefined;
       try {
         out = await open(tmp, 'w');
-        await writeSegments(fh, out, segments);
+        await writeSegments(fh, src, out, segments);
         await out.close();
         return tmp;
       } catch (e) {

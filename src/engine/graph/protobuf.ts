@@ -100,8 +100,18 @@ export function lenField(field: number, payloadLen: number): Uint8Array {
   return Uint8Array.from([...varintBytes((field << 3) | 2), ...varintBytes(payloadLen)]);
 }
 
+/**
+ * A range of bytes of the source model file, or of one of its external data files (`file`, relative
+ * to the model's folder, as TensorProto.external_data names it).
+ */
+export interface SourceRange {
+  from: number;
+  len: number;
+  file?: string;
+}
+
 /** A piece of the output: bytes, or a range copied from the source. */
-export type Segment = Uint8Array | { from: number; len: number };
+export type Segment = Uint8Array | SourceRange;
 
 export function segLen(s: Segment): number {
   return s instanceof Uint8Array ? s.length : s.len;
@@ -112,8 +122,9 @@ export interface InitializerHeader {
   name: string;
   dims: number[];
   dataType: number;
-  raw?: { from: number; len: number };
-  /** Data held any other way (typed fields, external data, segments): not fused. */
+  /** Where its bytes are: raw_data in the model file, or a range of an external data file. */
+  raw?: SourceRange;
+  /** Data held any other way (typed fields, segments, external data we cannot place): not fused. */
   otherData: boolean;
   /** The data are in an external file (TensorProto.data_location EXTERNAL, or external_data entries). */
   external: boolean;
@@ -121,6 +132,7 @@ export interface InitializerHeader {
 
 export async function readInitializerHeader(r: FileReader, f: Field): Promise<InitializerHeader> {
   const h: InitializerHeader = { name: '', dims: [], dataType: 0, otherData: false, external: false };
+  const ext = new Map<string, string>();
   for (let q = f.payload; q < f.end; ) {
     const g = await readField(r, q);
     if (g.field === 1 && g.wire === 0) h.dims.push((await r.varint(g.payload))[0]);
@@ -133,9 +145,29 @@ export async function readInitializerHeader(r: FileReader, f: Field): Promise<In
     } else if (g.field === 2 && g.wire === 0) h.dataType = (await r.varint(g.payload))[0];
     else if (g.field === 8 && g.wire === 2) h.name = new TextDecoder().decode(await r.bytes(g.payload, g.len));
     else if (g.field === 9 && g.wire === 2) h.raw = { from: g.payload, len: g.len };
-    else if (g.field !== 12) h.otherData = true; // 12: doc_string
-    if (g.field === 13 || (g.field === 14 && g.wire === 0 && (await r.varint(g.payload))[0] === 1)) h.external = true; // external_data, data_location
+    else if (g.field === 13 && g.wire === 2) {
+      // external_data: a StringStringEntryProto (key 1, value 2) such as location / offset / length.
+      const entry: string[] = [];
+      for (let p = g.payload; p < g.end; ) {
+        const e = await readField(r, p);
+        if (e.wire === 2 && (e.field === 1 || e.field === 2)) entry[e.field - 1] = new TextDecoder().decode(await r.bytes(e.payload, e.len));
+        p = e.end;
+      }
+      if (entry[0] !== undefined) ext.set(entry[0], entry[1] ?? '');
+      h.external = true;
+    } else if (g.field === 14 && g.wire === 0) {
+      if ((await r.varint(g.payload))[0] === 1) h.external = true; // data_location EXTERNAL
+    } else if (g.field !== 12) h.otherData = true; // 12: doc_string
     q = g.end;
+  }
+  if (h.external) {
+    // A range of a data file beside the model: a plain relative name, with its offset and length.
+    const location = ext.get('location') ?? '';
+    const offset = Number(ext.get('offset') ?? '0');
+    const length = Number(ext.get('length') ?? 'NaN');
+    const plain = location !== '' && !location.split(/[\\/]/).includes('..') && !/^([\\/]|[A-Za-z]:)/.test(location);
+    if (plain && Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0 && !h.raw) h.raw = { file: location, from: offset, len: length };
+    else h.otherData = true;
   }
   return h;
 }
@@ -156,7 +188,7 @@ export interface GraphField {
 }
 
 /** A protobuf TensorProto (graph initializer, field 5) whose raw data are source ranges. */
-export function tensorFromRanges(name: string, dataType: number, dims: number[], ranges: Array<{ from: number; len: number }>): Segment[] {
+export function tensorFromRanges(name: string, dataType: number, dims: number[], ranges: readonly SourceRange[]): Segment[] {
   const head: number[] = [];
   for (const d of dims) head.push(0x08, ...varintBytes(d)); // dims, field 1
   head.push(0x10, ...varintBytes(dataType)); // data_type, field 2

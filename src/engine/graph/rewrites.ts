@@ -197,9 +197,9 @@ export function rewriteGraph(
   }
   const fusedMatMuls = want.fuseMatMuls ? fuseMatMulNBits(fields, extraInits, extraSegments, opset) : { from: 0, to: 0 };
   if (want.fuseMatMuls && fusedMatMuls.from === 0) {
-    const external = fields.some((x) => x.init?.external && nodes.some((n) => n.node!.opType === 'MatMulNBits' && n.node!.input?.[1] === x.init!.name));
-    why.fuseMatMuls = external
-      ? 'the 4-bit weights are in an external data file, which the fusion does not read yet'
+    const unplaced = fields.some((x) => x.init?.otherData && nodes.some((n) => n.node!.opType === 'MatMulNBits' && n.node!.input?.[1] === x.init!.name));
+    why.fuseMatMuls = unplaced
+      ? 'the 4-bit weights are held where the fusion cannot copy them from (typed fields, or a data file outside the model folder)'
       : 'no MatMulNBits nodes share an input with the same quantization (or their weights are used elsewhere)';
   }
   return { lastLogits, kvNewRows, fusedMatMuls, attentionLayers, why };
