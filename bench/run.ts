@@ -435,6 +435,10 @@ export function renderMarkdown(j: ResultsJson): string {
   if (runs.length > 1) {
     lines.push(`Runs in this file: ${runs.map((r) => `${layoutTitle(r)}${runKey(r) === HEADLINE ? ' (the headline)' : ''}`).join('; ')}.`, '');
   }
+  lines.push(
+    'Up to session 3 the benchmark measured an Optimum-style model of its own; the layouts people download run differently (transformers.js, for one, is much faster on the builder graph). Which figures changed, and why: bench/NOTES.md, "Final figures on the real layouts".',
+    '',
+  );
   return `${lines.join('\n')}\n${runs.map((r) => renderRun(r, runs.length > 1 ? '## ' : '')).join('\n')}`;
 }
 
