@@ -278,8 +278,8 @@ export interface GenaiFolder {
   /** The model file (model.decoder.filename, beside genai_config.json). */
   file: string;
   names: DecoderNames;
-  /** The builder wrote GPU provider options (cuda, dml, webgpu): fp16 activations and KV. */
-  gpuBuild: boolean;
+  /** q4f16 when the builder wrote GPU provider options (cuda, dml, webgpu: fp16 activations and KV), else q4. */
+  variant: ModelVariant;
 }
 
 function objectField(obj: Record<string, unknown>, field: string, file: string, path: string): Record<string, unknown> {
@@ -359,7 +359,7 @@ export function readGenaiFolder(dir: string): GenaiFolder {
   const { top_k: _builderTopK, ...sampling } = search;
   void _builderTopK;
   const generation: GenerationConfig = { eosTokenIds: config.eosTokenIds, defaults: samplingDefaults(sampling, file, 'search.'), present: true };
-  return { config, generation, file: join(dir, filename), names, gpuBuild };
+  return { config, generation, file: join(dir, filename), names, variant: gpuBuild ? 'q4f16' : 'q4' };
 }
 
 /**
@@ -370,7 +370,7 @@ export function readGenaiFolder(dir: string): GenaiFolder {
 export function listVariants(dir: string): Map<ModelVariant, string> {
   if (folderLayout(dir) === 'genai') {
     const g = readGenaiFolder(dir);
-    return existsSync(g.file) ? new Map([[g.gpuBuild ? 'q4f16' : 'q4', g.file]]) : new Map();
+    return existsSync(g.file) ? new Map([[g.variant, g.file]]) : new Map();
   }
   const onnxDir = join(dir, 'onnx');
   const out = new Map<ModelVariant, string>();
@@ -447,7 +447,7 @@ export function readModelFolder(dir: string): ModelFolder {
         g.file,
       );
     }
-    return { dir, layout: 'genai', config: g.config, generation: g.generation, variants: new Map([[g.gpuBuild ? 'q4f16' : 'q4', g.file]]), names: g.names };
+    return { dir, layout: 'genai', config: g.config, generation: g.generation, variants: new Map([[g.variant, g.file]]), names: g.names };
   }
   return { dir, layout: 'hub', config: readModelConfig(dir), generation: readGenerationConfig(dir), variants: listVariants(dir), names: { ...DEFAULT_NAMES } };
 }

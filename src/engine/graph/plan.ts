@@ -83,10 +83,13 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
       quantized = fields.some((x) => x.node?.opType === 'MatMulNBits');
       const extraInits: onnx.TensorProto[] = [];
       const extraSegments: Segment[] = [];
-      // The fusion and the attention rewrite need the initializers' headers (a read each), so they
-      // are read only when one of them is wanted.
-      if (want.fuseMatMuls || (want.attention && attentionShape)) for (const x of fields) if (x.f.field === 5 && x.f.wire === 2) x.init = await readInitializerHeader(r, x.f);
-      done = rewriteGraph(fields, want, extraInits, extraSegments, opset, attentionShape);
+      // Only a quantized graph is prepared (see `changed` below): the others are not rewritten at
+      // all. The fusion and the attention rewrite need the initializers' headers (a read each), so
+      // they are read only when one of them is wanted.
+      if (quantized) {
+        if (want.fuseMatMuls || (want.attention && attentionShape)) for (const x of fields) if (x.f.field === 5 && x.f.wire === 2) x.init = await readInitializerHeader(r, x.f);
+        done = rewriteGraph(fields, want, extraInits, extraSegments, opset, attentionShape);
+      }
       const inner: Segment[] = [];
       const emitNode = (n: onnx.NodeProto) => {
         const bytes = onnx.NodeProto.encode(n).finish();
@@ -125,7 +128,7 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
   }
   // Quantized models (MatMulNBits) are prepared: those the export left at float32 compute, and
   // those already at int8 compute (onnxruntime-genai's CPU builds) when another rewrite applies.
-  const changed = rewritten > 0 || (quantized && (done.lastLogits || done.kvNewRows || done.fusedMatMuls.from > 0 || done.attentionLayers > 0));
+  const changed = rewritten > 0 || done.lastLogits || done.kvNewRows || done.fusedMatMuls.from > 0 || done.attentionLayers > 0;
   return { segments: merged, rewritten, ...done, changed, outputSize: merged.reduce((a, s) => a + segLen(s), 0) };
 }
 
