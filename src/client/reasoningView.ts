@@ -128,6 +128,8 @@ export interface FinishExchangeOptions {
   budgetHit?: boolean;
   error?: string;
   truncation?: TruncationNote[];
+  /** The user turn as the model saw it; follow-ups replay it. */
+  userTurn?: string;
 }
 
 export class ReasoningViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
@@ -213,8 +215,8 @@ export class ReasoningViewProvider implements vscode.WebviewViewProvider, vscode
   }
 
   finishExchange(id: string, result: FinishExchangeOptions): void {
-    const { status, stats, budgetHit = false, error, truncation } = result;
-    this.notify({ type: 'notification', method: 'exchange/finished', params: { id, status, at: Date.now(), stats, budgetHit, error, truncation } });
+    const { status, stats, budgetHit = false, error, truncation, userTurn } = result;
+    this.notify({ type: 'notification', method: 'exchange/finished', params: { id, status, at: Date.now(), stats, budgetHit, error, truncation, userTurn } });
     this.persistSoon(true);
   }
 

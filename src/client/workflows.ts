@@ -262,6 +262,7 @@ export class Workflows implements vscode.Disposable {
         budgetHit: result.stats.thinkingBudgetHit,
         error: result.error,
         truncation: result.truncation,
+        userTurn: result.userTurn,
         stats: {
           promptTokens: result.stats.promptTokens,
           reusedPromptTokens: result.stats.reusedPromptTokens,

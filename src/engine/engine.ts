@@ -296,8 +296,8 @@ export class R1Engine {
   /** Builds the prompt (dropping context to fit, reported in `truncation`) and generates. */
   async generate(req: PromptRequest, opts: GenerateOptions = {}): Promise<GenerationResult> {
     const o = resolveOptions(this.ctx, opts);
-    const { ids, truncation } = buildPrompt(this.tokenizer, req, { contextWindow: o.contextWindow, maxNewTokens: o.maxNewTokens });
-    return this.run(ids, opts, truncation);
+    const { ids, truncation, userTurn } = buildPrompt(this.tokenizer, req, { contextWindow: o.contextWindow, maxNewTokens: o.maxNewTokens });
+    return { ...(await this.run(ids, opts, truncation)), userTurn };
   }
 
   /** Generates from prompt token ids; refuses prompts that do not fit the context window. */

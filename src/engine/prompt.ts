@@ -323,6 +323,19 @@ function snippet(text: string, max = 60): string {
   return one.length > max ? `${one.slice(0, max - 1)}…` : one;
 }
 
+/** A prompt that fits the context window. */
+export interface FittedPrompt {
+  text: string;
+  ids: number[];
+  /**
+   * The last user turn exactly as rendered into `text` (instruction, code, the context that
+   * fitted). A follow-up replays it, so the model sees the code again and the earlier prompt's
+   * KV rows are reused.
+   */
+  userTurn: string;
+  truncation: TruncationNote[];
+}
+
 /**
  * Builds ask/fix/explain prompts from typed input and fits them into contextWindow - maxNewTokens,
  * dropping oldest turns, then far parts of the file, and reporting each drop. Throws
@@ -332,7 +345,7 @@ export function buildPrompt(
   tokenizer: R1Tokenizer,
   req: PromptRequest,
   opts: { contextWindow: number; maxNewTokens: number },
-): { text: string; ids: number[]; truncation: TruncationNote[] } {
+): FittedPrompt {
   const p = prepare(req);
   const budget = Math.floor(opts.contextWindow) - Math.floor(opts.maxNewTokens);
   const tooLong = (needed: number | undefined) =>
@@ -349,7 +362,7 @@ export function buildPrompt(
   const ids = tokenizer.encode(fast.text);
   if (ids.length === fast.ids.length && ids.every((id, i) => id === fast.ids[i])) {
     if (ids.length > budget) throw tooLong(ids.length);
-    return { text: fast.text, ids, truncation: fast.truncation };
+    return { ...fast, ids };
   }
   // The piecewise count disagreed with the tokenizer (a pre-tokenizer that joins text across
   // lines): fit again, encoding every candidate whole.
@@ -387,7 +400,7 @@ function fitPrompt(
   turns: ChatTurn[],
   budget: number,
   encode: (text: string) => number[],
-): { text: string; ids: number[]; truncation: TruncationNote[] } {
+): FittedPrompt {
   // An assistant turn with no answer (cancelled while reasoning) says nothing: leave it out.
   let history = turns.filter((t) => t.role === 'user' || answerOnly(t.content) !== '');
   let keep = p.file?.total ?? 0;
@@ -395,8 +408,9 @@ function fitPrompt(
   const truncation: TruncationNote[] = [];
 
   const measure = () => {
-    const text = renderChat(tokenizer, [...history, { role: 'user', content: userMessage(p, keep, withExtra) }]);
-    return { text, ids: encode(text) };
+    const userTurn = userMessage(p, keep, withExtra);
+    const text = renderChat(tokenizer, [...history, { role: 'user', content: userTurn }]);
+    return { text, ids: encode(text), userTurn };
   };
   let cur = measure();
 
@@ -468,5 +482,5 @@ function fitPrompt(
     cur = next;
   }
 
-  return { text: cur.text, ids: cur.ids, truncation };
+  return { text: cur.text, ids: cur.ids, userTurn: cur.userTurn, truncation };
 }

@@ -124,6 +124,8 @@ export interface GenerationResult {
   error?: string;
   /** What the prompt builder dropped to fit the context window; empty when nothing was dropped. */
   truncation: TruncationNote[];
+  /** The user turn as it went to the model (set by `generate`): what a follow-up replays. */
+  userTurn?: string;
 }
 
 export interface TruncationNote {

@@ -157,6 +157,8 @@ export interface HostNotifications {
     budgetHit: boolean;
     error?: string;
     truncation?: TruncationNote[];
+    /** The user turn as the model saw it (see `ExchangeInfo.userTurn`). */
+    userTurn?: string;
   };
   /** The whole history (after a clear, or when the host's copy is the newer one). */
   'history/restore': { exchanges: ExchangeRecord[] };
@@ -406,6 +408,7 @@ export function applyNotification(records: ExchangeRecord[], n: HostNotification
       }
       r.error = n.params.error;
       r.truncation = n.params.truncation;
+      if (n.params.userTurn !== undefined && n.params.userTurn !== r.info.prompt) r.info.userTurn = n.params.userTurn;
       return r;
     }
     case 'history/restore':

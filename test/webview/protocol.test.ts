@@ -91,6 +91,21 @@ test('follow-ups carry earlier answers, never earlier reasoning', () => {
   assert.equal(followUpTurns(records, 'c').length, 4);
 });
 
+test('a follow-up replays the user turn the model saw (code included), which exchange/finished records', () => {
+  const records: ExchangeRecord[] = [];
+  applyNotification(records, n('exchange/started', { info: info('f', { command: 'fix', prompt: 'Fix this code.' }), at: 1000 }));
+  applyNotification(records, n('exchange/delta', { id: 'f', kind: 'answer', text: 'Fixed.', reasoningTokens: 0, answerTokens: 1, at: 1100 }));
+  const userTurn = 'Fix the code at lines 2-8 of `src/port.ts` (typescript).\n\nCode to fix (lines 2-8):\n```ts\nexport function parsePort() {}\n```';
+  applyNotification(records, n('exchange/finished', { id: 'f', status: 'complete', at: 1200, budgetHit: false, userTurn }));
+  run(records, 'g', 'r', 'Because.', { parentId: 'f', command: 'followUp' });
+  assert.deepEqual(followUpTurns(records, 'g').slice(0, 2), [
+    { role: 'user', content: userTurn },
+    { role: 'assistant', content: 'Fixed.' },
+  ]);
+  // Persisted with the record: a reloaded window replays it too.
+  assert.equal(reviveHistory(JSON.parse(JSON.stringify(records)), 2000)[0].info.userTurn, userTurn);
+});
+
 test('follow-ups leave out what an unclosed <think> opened, as the engine does', () => {
   const records: ExchangeRecord[] = [];
   run(records, 'a', 'r', '<think>\nthought again, then cancelled'); // no answer

@@ -133,6 +133,38 @@ describe('R1Engine.generate on the scripted model', () => {
     assertScript(again.result, again);
   });
 
+  it('a follow-up that replays the fix prompt\'s user turn (result.userTurn) reuses its KV rows', async () => {
+    const code = Array.from({ length: 40 }, (_, i) => `  const v${i} = parsePort(values[${i}]);`).join('\n');
+    const fix: PromptRequest = {
+      kind: 'fix',
+      context: { filePath: 'src/port.ts', language: 'typescript', code, selection: { startLine: 3, endLine: 42 }, diagnostics: [] },
+    };
+    const first = await engine.generate(fix, { temperature: 0 });
+    assert.equal(first.status, 'complete', first.error);
+    assert.ok(first.userTurn?.includes('parsePort(values[39])'), 'the user turn carries the code');
+    const followUp = await engine.generate(
+      {
+        kind: 'ask',
+        question: 'Why throw instead of returning NaN?',
+        context: {},
+        history: [
+          { role: 'user', content: first.userTurn! },
+          { role: 'assistant', content: first.answer },
+        ],
+      },
+      { temperature: 0 },
+    );
+    assert.equal(followUp.status, 'complete', followUp.error);
+    const userTurnTokens = engine.tokenizer.encode(first.userTurn!).length;
+    assert.ok(first.stats.promptTokens > 300, `a long fix prompt: ${first.stats.promptTokens}`);
+    // Everything up to the end of the replayed user turn is reused: the prompts part where the
+    // first one opened <think> and the follow-up carries the earlier answer.
+    assert.ok(
+      followUp.stats.reusedPromptTokens >= userTurnTokens,
+      `reused ${followUp.stats.reusedPromptTokens} of the fix prompt's ${first.stats.promptTokens} tokens (user turn: ${userTurnTokens})`,
+    );
+  });
+
   it('an abort from a timer is observed between steps', async () => {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), 1);
