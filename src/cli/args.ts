@@ -13,6 +13,7 @@ export const USAGE = `Usage:
   r1 ask  --model DIR [options] "question"
   r1 info --model DIR [--provider P] [--variant V] [--threads N] [--json]
   r1 install-cuda [--feed URL] [--check] [--json]
+  r1 serve --model DIR [--host H] [--port N] [--api-key K] [--queue N] [options]
 
 Options for ask:
   --file F               a source file to ask about (its text is context)
@@ -30,6 +31,18 @@ Options for both:
   --variant V            auto | q4 | q4f16 | fp16 | fp32 | int8 | uint8 | quantized | bnb4 (default auto)
   --threads N            CPU intra-op threads (0: ONNX Runtime decides)
   --graph-opt L          disabled | basic | extended | all (default all)
+Options for serve (an OpenAI-compatible server: POST /v1/chat/completions, GET /v1/models, GET /health):
+  --host H               address to listen on (default 127.0.0.1); another than loopback needs a key or --insecure
+  --port N               port (default 8000; 0 picks a free one). The first line on stdout is the URL
+  --api-key K            require "Authorization: Bearer K" on /v1/* (default: $R1_API_KEY; unset: no key)
+  --insecure             listen on a non-loopback --host without an API key
+  --queue N              requests that may wait while one generates (default 8); past it: 429 + Retry-After
+  --served-model-name M  the model id of /v1/models and of requests (default: the model folder's name)
+  --reasoning-field F    reasoning_content (default) | both: also send the reasoning as "reasoning"
+  --max-tokens N         completion tokens when a request sets no max_tokens (default 4096)
+  --thinking-budget N    reasoning tokens when a request sets no thinking_token_budget (default 0: none)
+  --context-window N     prompt plus completion tokens (default 8192); longer prompts get a 400
+  --provider, --variant, --threads, --graph-opt as for ask
 Options for install-cuda (Linux x64: CUDA 12 + cuDNN 9 support for onnxruntime-node):
   --feed URL             NuGet v3 flat container (default https://api.nuget.org/v3-flatcontainer/)
   --check                only check the CUDA 12 / cuDNN 9 runtime libraries and the install
@@ -82,7 +95,22 @@ export interface InstallCudaArgs {
   json: boolean;
 }
 
-export type CliArgs = AskArgs | InfoArgs | InstallCudaArgs | { command: 'help' };
+export interface ServeArgs extends Omit<CommonArgs, 'json'> {
+  command: 'serve';
+  host: string;
+  port: number;
+  /** --api-key; the CLI falls back to $R1_API_KEY. */
+  apiKey?: string;
+  insecure: boolean;
+  queue: number;
+  servedModelName?: string;
+  reasoningField: 'reasoning_content' | 'both';
+  maxTokens: number;
+  thinkingBudget: number;
+  contextWindow: number;
+}
+
+export type CliArgs = AskArgs | InfoArgs | InstallCudaArgs | ServeArgs | { command: 'help' };
 
 function parseInstallCuda(rest: readonly string[]): InstallCudaArgs | { command: 'help' } {
   let parsed;
@@ -123,6 +151,63 @@ function parseInstallCuda(rest: readonly string[]): InstallCudaArgs | { command:
   };
 }
 
+function parseServe(rest: readonly string[]): ServeArgs | { command: 'help' } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...rest],
+      allowPositionals: false,
+      strict: true,
+      options: {
+        model: { type: 'string', short: 'm' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'api-key': { type: 'string' },
+        insecure: { type: 'boolean', default: false },
+        queue: { type: 'string' },
+        'served-model-name': { type: 'string' },
+        'reasoning-field': { type: 'string' },
+        'max-tokens': { type: 'string' },
+        'thinking-budget': { type: 'string' },
+        'context-window': { type: 'string' },
+        provider: { type: 'string' },
+        variant: { type: 'string' },
+        threads: { type: 'string' },
+        'graph-opt': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]!);
+  }
+  const v = parsed.values;
+  if (v.help) return { command: 'help' };
+  if (!v.model) throw new UsageError('--model DIR is required');
+  const port = int('port', v.port, 0) ?? 8000;
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  if (v.host !== undefined && v.host.trim() === '') throw new UsageError('--host must not be empty');
+  if (v['api-key'] !== undefined && v['api-key'].trim() === '') throw new UsageError('--api-key must not be empty');
+  if (v['served-model-name'] !== undefined && v['served-model-name'].trim() === '') throw new UsageError('--served-model-name must not be empty');
+  return {
+    command: 'serve',
+    model: v.model,
+    provider: oneOf('provider', v.provider, PROVIDERS, 'auto'),
+    variant: oneOf('variant', v.variant, VARIANTS, 'auto'),
+    threads: int('threads', v.threads, 0),
+    graphOptimizationLevel: v['graph-opt'] === undefined ? undefined : oneOf('graph-opt', v['graph-opt'], OPT_LEVELS, 'all'),
+    host: v.host?.trim() ?? '127.0.0.1',
+    port,
+    apiKey: v['api-key'],
+    insecure: v.insecure === true,
+    queue: int('queue', v.queue, 0) ?? 8,
+    servedModelName: v['served-model-name']?.trim(),
+    reasoningField: oneOf('reasoning-field', v['reasoning-field'], ['reasoning_content', 'both'] as const, 'reasoning_content'),
+    maxTokens: int('max-tokens', v['max-tokens'], 1) ?? 4096,
+    thinkingBudget: int('thinking-budget', v['thinking-budget'], 0) ?? 0,
+    contextWindow: int('context-window', v['context-window'], 2) ?? 8192,
+  };
+}
+
 function int(name: string, v: string | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
   if (!/^-?\d+$/.test(v.trim())) throw new UsageError(`--${name} must be an integer, got "${v}"`);
@@ -159,7 +244,8 @@ export function parseCli(argv: readonly string[]): CliArgs {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') return { command: 'help' };
   if (command === 'install-cuda') return parseInstallCuda(rest);
-  if (command !== 'ask' && command !== 'info') throw new UsageError(`unknown command "${command}" (expected ask, info or install-cuda)`);
+  if (command === 'serve') return parseServe(rest);
+  if (command !== 'ask' && command !== 'info') throw new UsageError(`unknown command "${command}" (expected ask, info, install-cuda or serve)`);
   let parsed;
   try {
     parsed = parseArgs({

@@ -3,6 +3,7 @@
  *   r1 ask  --model DIR [options] "question"   streams reasoning (dimmed on a TTY), then the answer
  *   r1 info --model DIR [--json]               loads the model and reports what was chosen and why
  *   r1 install-cuda [--feed URL] [--check]     CUDA 12 / cuDNN 9 support for onnxruntime-node (Linux x64)
+ *   r1 serve --model DIR [--host H] [--port N]  an OpenAI-compatible server on the engine (src/serve)
  * Exit codes: 0 done, 1 model error or failed generation, 2 usage error, 130 cancelled (Ctrl-C).
  */
 import { readFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import type { GenerationResult, LoadOptions, PromptRequest, StreamEvent } from '
 import { type AskArgs, type CommonArgs, type InfoArgs, USAGE, UsageError, parseCli } from './args';
 import { formatInfo, formatStats } from './format';
 import { CliInstallError, isCancelled, runInstallCuda } from './installCuda';
+import { runServe } from './serve';
 
 export interface CliIO {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -157,6 +159,7 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO): Prom
       return 0;
     }
     if (args.command === 'info') return await runInfo(args, io);
+    if (args.command === 'serve') return await runServe(args, io);
     if (args.command === 'install-cuda') {
       const controller = new AbortController();
       const onSigint = () => controller.abort();
