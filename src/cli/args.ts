@@ -13,6 +13,7 @@ export const USAGE = `Usage:
   r1 ask  --model DIR [options] "question"
   r1 info --model DIR [--provider P] [--variant V] [--threads N] [--json]
   r1 install-cuda [--feed URL] [--check] [--json]
+  r1 models [--models-dir DIR] [--json]
   r1 serve --model DIR [--host H] [--port N] [--api-key K] [--queue N] [options]
 
 Options for ask:
@@ -51,6 +52,9 @@ Options for install-cuda (Linux x64: CUDA 12 + cuDNN 9 support for onnxruntime-n
   --sha512 H             expected sha512 of the package (hex or base64), for feeds that publish none
   --download-dir DIR     where the package is downloaded and resumed (default: the temp folder)
   --json                 print one JSON object with the result
+Options for models (the catalogue: sizes, memory, score, what is downloaded, what this machine should use):
+  --models-dir DIR       where downloaded models are (default: $R1_MODELS_DIR, else R1 Coder's folder in VS Code's storage)
+  --json                 print one JSON document {modelsDir, machine, recommended, models}
 `;
 
 const PROVIDERS: readonly ProviderPreference[] = ['auto', 'cuda', 'dml', 'coreml', 'webgpu', 'cpu'];

@@ -3,6 +3,7 @@
  *   r1 ask  --model DIR [options] "question"   streams reasoning (dimmed on a TTY), then the answer
  *   r1 info --model DIR [--json]               loads the model and reports what was chosen and why
  *   r1 install-cuda [--feed URL] [--check]     CUDA 12 / cuDNN 9 support for onnxruntime-node (Linux x64)
+ *   r1 models [--json] [--models-dir DIR]      the model catalogue, what is downloaded, what this machine should use
  *   r1 serve --model DIR [--host H] [--port N]  an OpenAI-compatible server on the engine (src/serve)
  * Exit codes: 0 done, 1 model error or failed generation, 2 usage error, 130 cancelled (Ctrl-C).
  */
@@ -16,6 +17,7 @@ import type { GenerationResult, LoadOptions, PromptRequest, StreamEvent } from '
 import { type AskArgs, type CommonArgs, type InfoArgs, USAGE, UsageError, parseCli } from './args';
 import { formatInfo, formatStats } from './format';
 import { CliInstallError, isCancelled, runInstallCuda } from './installCuda';
+import { runModels } from './models';
 import { runServe } from './serve';
 
 export interface CliIO {
@@ -153,6 +155,7 @@ async function runInfo(a: InfoArgs, io: CliIO): Promise<number> {
 /** Runs the CLI; returns the exit code. Never throws. */
 export async function main(argv: readonly string[], io: CliIO = defaultIO): Promise<number> {
   try {
+    if (argv[0] === 'models') return await runModels(argv.slice(1), io);
     const args = parseCli(argv);
     if (args.command === 'help') {
       io.stdout.write(USAGE);

@@ -167,8 +167,11 @@ export function kvNames(names: DecoderNames, numLayers: number): { past: string[
   return { past, present };
 }
 
-/** The architectures R1 Coder runs, as config.json's model_type (genai_config.json's model.type). */
-const SUPPORTED_TYPES = ['qwen2'];
+/**
+ * The architectures R1 Coder runs, as config.json's model_type (genai_config.json's model.type).
+ * `r1 models` recommends only catalogue entries of these.
+ */
+export const SUPPORTED_TYPES: readonly string[] = ['qwen2'];
 
 function checkModelType(modelType: unknown, file: string, field: string): string {
   if (typeof modelType !== 'string') throw fieldError(file, field, 'is missing');

@@ -92,7 +92,8 @@ function importGraph(dirs: string[]): Map<string, string[]> {
     for (const spec of imports(file)) {
       if (!spec.startsWith('.')) continue;
       const base = resolve(dirname(file), spec);
-      const hit = [`${base}.ts`, join(base, 'index.ts')].find((c) => existsSync(c));
+      // A data import (`./catalogue.json`) names its file; a module import leaves out `.ts`.
+      const hit = (spec.endsWith('.json') ? [base] : [`${base}.ts`, join(base, 'index.ts')]).find((c) => existsSync(c));
       assert.ok(hit, `${relative(root, file)} imports ${spec}, which resolves to no file`);
       targets.push(hit);
     }
