@@ -130,6 +130,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       });
       req.on('end', () => resolve(Buffer.concat(chunks)));
       req.on('error', reject);
+      // A client that leaves mid-body (after 'end' this changes nothing).
+      req.on('close', () => reject(new ApiError(400, 'The client closed the connection before the body ended.', 'invalid_request_error', 'incomplete_body')));
     });
 
   const chat: Handler = async (req, res) => {
@@ -271,10 +273,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     health,
     close: () => {
       closing ??= (async () => {
+        // Cancels what runs and waits (its client gets no more), then cuts every connection:
+        // each handler ends within a decode step.
         shutdown.abort();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        await Promise.allSettled([...active]);
         server.closeAllConnections();
+        await Promise.allSettled([...active]);
         await stopped;
       })();
       return closing;
