@@ -4,6 +4,7 @@
  * Runtime; the server starts on the first request.
  */
 import * as vscode from 'vscode';
+import { FixChecker } from './check/shadow';
 import { R1CodeActions } from './codeActions';
 import { registerCommands } from './commands';
 import { GpuSupport } from './gpu';
@@ -21,8 +22,9 @@ export function activate(context: vscode.ExtensionContext): void {
   server = new R1Server(context, log, defaultModelDir(context));
   const status = new StatusItem();
   const view = registerReasoningView(context, log);
-  const proposals = new ProposalStore(view, log);
-  const workflows = new Workflows(server, view, proposals, log);
+  const proposals = new ProposalStore(context, view, log);
+  const checker = new FixChecker();
+  const workflows = new Workflows(server, view, proposals, checker, log);
   const models = new ModelCommands(context, server, log);
   const gpu = new GpuSupport(context, log);
   context.subscriptions.push(
@@ -30,6 +32,7 @@ export function activate(context: vscode.ExtensionContext): void {
     server,
     status,
     proposals,
+    checker,
     workflows,
     server.onDidChangeState((s) => status.update(s)),
     server.onProviderFallback((p) => void gpu.showFallback(p)),

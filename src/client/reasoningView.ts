@@ -25,6 +25,7 @@ import {
   reviveHistory,
   webviewHtml,
   HISTORY_LIMIT,
+  type CheckVerdict,
   type ErrorCode,
   type ExchangeInfo,
   type ExchangeRecord,
@@ -71,6 +72,11 @@ export interface FollowUpRequest {
   turns: PriorTurn[];
   /** The file and selection of the conversation's latest exchange, if any. */
   context?: Pick<ExchangeInfo, 'file' | 'selection'>;
+}
+
+export interface HunkRequest extends ExchangeRequest {
+  hunk: number;
+  header: string;
 }
 
 export interface InsertCommentRequest extends ExchangeRequest {
@@ -144,6 +150,9 @@ export class ReasoningViewProvider implements vscode.WebviewViewProvider, vscode
   private readonly cancelEmitter = new RequestEmitter<ExchangeRequest>();
   private readonly followUpEmitter = new RequestEmitter<FollowUpRequest>();
   private readonly insertCommentEmitter = new RequestEmitter<InsertCommentRequest>();
+  private readonly acceptHunkEmitter = new RequestEmitter<HunkRequest>();
+  private readonly rejectHunkEmitter = new RequestEmitter<HunkRequest>();
+  private readonly continueEmitter = new RequestEmitter<ExchangeRequest>();
 
   /** Accept was pressed on a pending proposal. Call `setProposalState` when it is applied. */
   readonly onDidRequestAccept = this.acceptEmitter.event;
@@ -156,6 +165,11 @@ export class ReasoningViewProvider implements vscode.WebviewViewProvider, vscode
   readonly onDidRequestFollowUp = this.followUpEmitter.event;
   /** "Insert as comment" was pressed on an answer. */
   readonly onDidRequestInsertComment = this.insertCommentEmitter.event;
+  /** Accept or Reject was pressed on one hunk of a pending proposal. */
+  readonly onDidRequestAcceptHunk = this.acceptHunkEmitter.event;
+  readonly onDidRequestRejectHunk = this.rejectHunkEmitter.event;
+  /** "Continue" was pressed on a cut-off answer. */
+  readonly onDidRequestContinue = this.continueEmitter.event;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -169,6 +183,9 @@ export class ReasoningViewProvider implements vscode.WebviewViewProvider, vscode
       this.cancelEmitter,
       this.followUpEmitter,
       this.insertCommentEmitter,
+      this.acceptHunkEmitter,
+      this.rejectHunkEmitter,
+      this.continueEmitter,
     );
   }
 
@@ -203,8 +220,20 @@ export class ReasoningViewProvider implements vscode.WebviewViewProvider, vscode
   }
 
   /** Shows a proposed edit with Accept, Reject and "Review in diff editor"; it starts `pending`. */
-  showProposal(id: string, proposal: Proposal): void {
-    this.notify({ type: 'notification', method: 'exchange/proposal', params: { id, proposal } });
+  showProposal(id: string, proposal: Proposal, message?: string): void {
+    this.notify({ type: 'notification', method: 'exchange/proposal', params: { id, proposal, message } });
+    this.persistSoon(true);
+  }
+
+  /** What the check of the exchange's proposal found (or that it runs). */
+  setProposalCheck(id: string, check: CheckVerdict): void {
+    this.notify({ type: 'notification', method: 'exchange/proposalCheck', params: { id, check } });
+    this.persistSoon(true);
+  }
+
+  /** Why the exchange proposes no edit; `canContinue` offers "Continue" (the answer was cut off). */
+  setNotice(id: string, text: string, canContinue: boolean): void {
+    this.notify({ type: 'notification', method: 'exchange/notice', params: { id, text, canContinue } });
     this.persistSoon(true);
   }
 
@@ -339,6 +368,15 @@ export class ReasoningViewProvider implements vscode.WebviewViewProvider, vscode
         return this.forward(this.acceptEmitter, 'Accepting edits', this.pendingProposal(m.params, 'accept'));
       case 'edit/reject':
         return this.forward(this.rejectEmitter, 'Rejecting edits', this.pendingProposal(m.params, 'reject'));
+      case 'edit/acceptHunk':
+        return this.forward(this.acceptHunkEmitter, 'Accepting one change', { ...this.pendingProposal(m.params, 'accept'), hunk: m.params.hunk, header: m.params.header });
+      case 'edit/rejectHunk':
+        return this.forward(this.rejectHunkEmitter, 'Rejecting one change', { ...this.pendingProposal(m.params, 'reject'), hunk: m.params.hunk, header: m.params.header });
+      case 'exchange/continue': {
+        const r = this.exchange(m.params.id);
+        if (isRunning(r)) throw new RequestError('invalid-request', 'This answer is still being written.');
+        return this.forward(this.continueEmitter, 'Continuing answers', { exchangeId: r.info.id, exchange: r });
+      }
       case 'edit/review': {
         const r = this.exchange(m.params.id);
         if (!r.proposal) throw new RequestError('invalid-request', 'This exchange has no proposed edit to review.');

@@ -15,11 +15,15 @@ import {
   type GenerateParams,
   type GenerateResult,
 } from '../protocol/server';
-import type { ExchangeCommand } from '../protocol/webview';
+import { verdictLabel, type CheckVerdict } from '../protocol/webview';
+import { repairRequest } from './check/repair';
+import { toDiagnosticInfo, type FixChecker } from './check/shadow';
+import { bestAttempt, needsRepair } from './check/verdict';
+import { reanchor } from './edits/anchor';
 import { formatAsComment } from './edits/comments';
 import { contextWindow, indentBlockRange, wholeLineSpan } from './edits/context';
 import { fixBlockOf, replacementText } from './edits/proposal';
-import type { ProposalStore } from './proposals';
+import { snapshotOf, type ProposalStore, type TargetSnapshot } from './proposals';
 import type { ReasoningViewProvider } from './reasoningView';
 import { Runs } from './runs';
 import type { R1Server } from './server';
@@ -35,23 +39,20 @@ interface Run {
   source: vscode.CancellationTokenSource;
 }
 
-const SEVERITY: Record<vscode.DiagnosticSeverity, DiagnosticInfo['severity']> = {
-  [vscode.DiagnosticSeverity.Error]: 'error',
-  [vscode.DiagnosticSeverity.Warning]: 'warning',
-  [vscode.DiagnosticSeverity.Information]: 'info',
-  [vscode.DiagnosticSeverity.Hint]: 'hint',
-};
+/** A fix and its repair rounds: the text the model saw, what it targets, and each attempt. */
+interface FixSession {
+  snapshot: TargetSnapshot;
+  targeted: DiagnosticInfo[];
+  attempts: { id: string; check?: CheckVerdict }[];
+}
 
-function toDiagnosticInfo(d: vscode.Diagnostic): DiagnosticInfo {
-  const code = typeof d.code === 'object' ? d.code.value : d.code;
-  return {
-    message: d.message,
-    severity: SEVERITY[d.severity],
-    startLine: d.range.start.line + 1,
-    endLine: d.range.end.line + 1,
-    source: d.source,
-    code: code === undefined ? undefined : String(code),
-  };
+/** What a request was about, kept to re-run it ("Continue") and to place what it produced. */
+interface SentRequest {
+  command: 'ask' | 'fix' | 'explain';
+  params: GenerateParams;
+  /** The selection as the model saw it. */
+  snapshot?: TargetSnapshot;
+  targeted: DiagnosticInfo[];
 }
 
 function lineRange(r: vscode.Range): GenerateParams['range'] {
@@ -71,12 +72,15 @@ function newRequestId(): string {
 
 export class Workflows implements vscode.Disposable {
   private readonly runs = new Runs<Run>();
+  /** The requests of this window, by exchange id (for Continue and Insert as comment). */
+  private readonly sent = new Map<string, SentRequest>();
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
     private readonly server: R1Server,
     private readonly view: ReasoningViewProvider,
     private readonly proposals: ProposalStore,
+    private readonly checker: FixChecker,
     private readonly log: vscode.LogOutputChannel,
   ) {
     this.disposables.push(
@@ -91,6 +95,7 @@ export class Workflows implements vscode.Disposable {
       view.onDidRequestCancel((e) => e.waitUntil(Promise.resolve(this.cancel(e.params.exchangeId)))),
       view.onDidRequestFollowUp((e) => e.waitUntil(this.followUp(e.params.text, e.params.parentId))),
       view.onDidRequestInsertComment((e) => e.waitUntil(this.insertComment(e.params.exchangeId, e.params.text))),
+      view.onDidRequestContinue((e) => e.waitUntil(this.continueExchange(e.params.exchangeId))),
     );
   }
 
@@ -207,15 +212,18 @@ export class Workflows implements vscode.Disposable {
   // ───────────── running a request ─────────────
 
   private async start(
-    command: Exclude<ExchangeCommand, 'followUp'>,
+    command: 'ask' | 'fix' | 'explain',
     prompt: string,
     target: { document: vscode.TextDocument; range?: vscode.Range; diagnostics: vscode.Diagnostic[] } | undefined,
   ): Promise<void> {
     const id = newRequestId();
     const params: GenerateParams = { requestId: id, question: command === 'ask' ? prompt : undefined };
     let selection: { startLine: number; endLine: number } | undefined;
+    let snapshot: TargetSnapshot | undefined;
     if (target) {
       const { document, range, diagnostics } = target;
+      // The text the model sees, taken with the request: an edit lands on it, wherever it is by then.
+      if (range && !range.isEmpty) snapshot = snapshotOf(document, range);
       const path = vscode.workspace.asRelativePath(document.uri);
       params.document = { uri: document.uri.toString(), version: document.version, languageId: document.languageId, path };
       params.diagnostics = diagnostics.map(toDiagnosticInfo);
@@ -236,11 +244,34 @@ export class Workflows implements vscode.Disposable {
     const file = target ? { uri: target.document.uri.toString(), label: vscode.workspace.asRelativePath(target.document.uri), languageId: target.document.languageId } : undefined;
     this.view.startExchange({ id, command, prompt, file, selection });
     void this.view.reveal(true);
-    const result = await this.send(command, params);
-    if (result && command === 'fix' && target?.range) this.proposeFix(id, target.document, target.range, result);
+    await this.run(id, { command, params, snapshot, targeted: params.diagnostics ?? [] });
+  }
+
+  /** Sends a request and, for a fix, proposes its edit (checked, and repaired when needed). */
+  private async run(id: string, request: SentRequest): Promise<void> {
+    this.sent.set(id, request);
+    const result = await this.send(request.command, request.params);
+    if (result && request.command === 'fix' && request.snapshot) {
+      const session: FixSession = { snapshot: request.snapshot, targeted: request.targeted, attempts: [] };
+      await this.proposeFix(session, id, result, 0);
+      this.keepBest(session);
+    }
+  }
+
+  /** "Continue" on a cut-off answer: the same request again, with twice the token budget. */
+  private async continueExchange(parentId: string): Promise<void> {
+    const parent = this.view.getExchange(parentId);
+    const request = this.sent.get(parentId);
+    if (!parent || !request) throw new Error('R1 no longer has this request (the window was reloaded). Run the command again.');
+    const maxNewTokens = Math.min(32_768, 2 * (request.params.maxNewTokens ?? vscode.workspace.getConfiguration('r1').get<number>('generation.maxNewTokens', 4096)));
+    const id = newRequestId();
+    this.view.startExchange({ id, command: parent.info.command, prompt: `${parent.info.prompt} (continued with a budget of ${maxNewTokens.toLocaleString('en-US')} tokens)`, parentId, file: parent.info.file, selection: parent.info.selection });
+    void this.view.reveal(true);
+    await this.run(id, { ...request, params: { ...request.params, requestId: id, maxNewTokens } });
   }
 
   private async followUp(text: string, parentId: string | undefined): Promise<void> {
+    // (A follow-up is an ask: it proposes no edit.)
     const parent = parentId !== undefined ? this.view.getExchange(parentId) : undefined;
     const id = newRequestId();
     const history = this.view.followUpTurns(parentId);
@@ -323,28 +354,114 @@ export class Workflows implements vscode.Disposable {
       });
   }
 
-  private proposeFix(id: string, document: vscode.TextDocument, range: vscode.Range, result: GenerationResult): void {
+  /**
+   * Turns a fix's answer into a proposal over the text the model saw, checks it against the
+   * editor's diagnostics, and runs a repair round when the check finds problems.
+   */
+  private async proposeFix(session: FixSession, id: string, result: GenerationResult, round: number): Promise<void> {
     if (result.status === 'error') return; // the view and the log say what failed
-    const fix = fixBlockOf(result, document.languageId, vscode.workspace.asRelativePath(document.uri));
+    const { snapshot } = session;
+    const fix = fixBlockOf(result, snapshot.languageId, snapshot.label);
     if ('none' in fix) {
-      void vscode.window.showInformationMessage(`R1: ${fix.none}`);
+      this.view.setNotice(id, fix.none, result.status === 'length');
       return;
     }
-    const original = document.getText(range);
-    const proposed = replacementText(fix.block.code, original);
-    if (proposed === original) {
-      void vscode.window.showInformationMessage('R1: the proposed code is the same as the current code; nothing to apply.');
+    const proposed = replacementText(fix.block.code, snapshot.original);
+    if (proposed === snapshot.original) {
+      this.view.setNotice(id, 'the proposed code is the same as the current code, so there is nothing to apply.', false);
       return;
     }
-    this.proposals.propose(id, document, range, proposed);
+    this.proposals.propose(id, snapshot, proposed, round + 1);
+    const attempt: FixSession['attempts'][number] = { id };
+    session.attempts.push(attempt);
+    attempt.check = await this.checkFix(id, session, proposed);
+    const rounds = vscode.workspace.getConfiguration('r1').get<number>('fix.repairRounds', 1);
+    if (needsRepair(attempt.check) && round < rounds && this.proposals.get(id)) {
+      await this.repair(session, id, proposed, attempt.check, round + 1);
+    }
   }
 
-  /** Puts the explanation above the exchange's selection, in the language's comment syntax. */
+  private async checkFix(id: string, session: FixSession, proposed: string): Promise<CheckVerdict> {
+    const timeoutMs = vscode.workspace.getConfiguration('r1').get<number>('fix.checkTimeoutMs', 15_000);
+    if (timeoutMs <= 0) {
+      const off: CheckVerdict = { kind: 'not-checked', reason: 'the check is off (r1.fix.checkTimeoutMs is 0)' };
+      this.proposals.setCheck(id, off);
+      return off;
+    }
+    this.proposals.setCheck(id, { kind: 'checking' });
+    const { snapshot } = session;
+    const verdict = await this.checker.check({ ...snapshot, proposed, targeted: session.targeted }, timeoutMs);
+    this.proposals.setCheck(id, verdict);
+    this.log.info(`Checked the proposal ${id} for ${snapshot.label}: ${verdictLabel(verdict)}${verdict.kind === 'not-checked' ? ` (${verdict.reason})` : ''}.`);
+    return verdict;
+  }
+
+  /** One repair round: the fix as proposed and the problems found, as a new fix request. */
+  private async repair(session: FixSession, parentId: string, proposed: string, verdict: Extract<CheckVerdict, { kind: 'problems' }>, round: number): Promise<void> {
+    const { snapshot } = session;
+    const fixedText = snapshot.documentText.slice(0, snapshot.offset) + proposed + snapshot.documentText.slice(snapshot.offset + snapshot.original.length);
+    const startLine = snapshot.documentText.slice(0, snapshot.offset).split('\n').length - 1;
+    const req = repairRequest({
+      path: snapshot.label,
+      languageId: snapshot.languageId,
+      fixedText,
+      startLine,
+      proposed,
+      newProblems: verdict.newProblems,
+      remaining: verdict.remaining,
+      history: this.view.followUpTurns(parentId),
+      round,
+    });
+    const id = newRequestId();
+    const lines = fixedText.split(/\r?\n/);
+    const around = contextWindow(lines, req.startLine, req.endLine);
+    const params: GenerateParams = {
+      requestId: id,
+      document: { uri: snapshot.uri.toString(), version: snapshot.version, languageId: snapshot.languageId, path: snapshot.label },
+      range: { start: { line: req.startLine, character: 0 }, end: { line: req.endLine, character: (lines[req.endLine] ?? '').length } },
+      code: req.code,
+      question: req.question,
+      fileContext: { text: around.text, startLine: around.startLine + 1 },
+      diagnostics: req.diagnostics,
+      history: req.history,
+    };
+    this.view.startExchange({
+      id,
+      command: 'repair',
+      prompt: `Repair round ${round}: the check found ${verdictLabel(verdict)}.`,
+      parentId,
+      file: { uri: snapshot.uri.toString(), label: snapshot.label, languageId: snapshot.languageId },
+      selection: { startLine: req.startLine + 1, endLine: req.endLine + 1 },
+    });
+    this.sent.set(id, { command: 'fix', params, snapshot, targeted: session.targeted });
+    const result = await this.send('fix', params);
+    if (result) await this.proposeFix(session, id, result, round);
+  }
+
+  /** Of a fix's attempts still pending, keeps the best (fewest problems, then the latest). */
+  private keepBest(session: FixSession): void {
+    const pending = session.attempts.filter((a) => this.proposals.get(a.id));
+    if (pending.length < 2) return;
+    const best = bestAttempt(pending)!;
+    const n = session.attempts.indexOf(best) + 1;
+    for (const a of pending) {
+      if (a !== best) this.proposals.supersede(a.id, `Attempt ${n} of this fix (${best.check ? verdictLabel(best.check) : 'not checked'}) is kept instead.`);
+    }
+  }
+
+  /**
+   * Puts the explanation above the code the model saw, where that code is now (the same
+   * anchoring as edits: refused when it changed or cannot be found once).
+   */
   private async insertComment(id: string, text: string): Promise<void> {
     const r = this.view.getExchange(id);
     if (!r?.info.file || !r.info.selection) throw new Error('This answer is not tied to a selection in a file.');
-    const document = await vscode.workspace.openTextDocument(vscode.Uri.parse(r.info.file.uri));
-    const line = Math.min(r.info.selection.startLine - 1, document.lineCount - 1);
+    const snapshot = this.sent.get(id)?.snapshot;
+    if (!snapshot) throw new Error('R1 no longer knows where the explained code is (the window was reloaded). Select the code and run Explain again.');
+    const document = await vscode.workspace.openTextDocument(snapshot.uri);
+    const anchor = reanchor(snapshot, document.version, document.getText());
+    if (anchor.kind === 'refused') throw new Error(anchor.reason.replace('this proposal replaces', 'this answer explains'));
+    const line = document.positionAt(anchor.offset).line;
     const indent = /^[ \t]*/.exec(document.lineAt(line).text)![0];
     const edit = new vscode.WorkspaceEdit();
     edit.insert(document.uri, new vscode.Position(line, 0), formatAsComment(text, document.languageId, indent));

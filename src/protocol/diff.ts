@@ -5,7 +5,7 @@
  * (`proposalPatch`) and the rows the Reasoning view draws (`diffRows`). Like the rest of
  * src/protocol it is bundled into both the extension host and the webview.
  */
-import { FILE_HEADERS_ONLY, formatPatch, structuredPatch, type StructuredPatchHunk } from 'diff';
+import { FILE_HEADERS_ONLY, applyPatch, formatPatch, structuredPatch, type StructuredPatchHunk } from 'diff';
 
 /** What a diff needs of a proposal: the selection's text before and after, and where it starts. */
 export interface LineEdit {
@@ -23,6 +23,26 @@ export function fileHunks(edit: LineEdit, context = 3): StructuredPatchHunk[] {
     oldStart: h.oldStart + offset,
     newStart: h.newStart + offset,
   }));
+}
+
+/** The `@@` header of a hunk as the view prints it (see `diffRows`). */
+export function hunkHeader(h: StructuredPatchHunk): string {
+  return `@@ -${h.oldStart},${h.oldLines} +${h.newStart},${h.newLines} @@`;
+}
+
+/**
+ * `edit.original` with only the hunks whose indexes are in `chosen` applied (indexes into
+ * `fileHunks(edit)`, the hunks the view shows). Choosing every hunk gives `edit.proposed`; none
+ * gives `edit.original`.
+ */
+export function applyHunks(edit: Pick<LineEdit, 'original' | 'proposed'>, chosen: ReadonlySet<number>): string {
+  const hunks = structuredPatch('a', 'b', edit.original, edit.proposed, '', '', { context: 3 }).hunks;
+  if (hunks.every((_, i) => chosen.has(i))) return edit.proposed;
+  const picked = hunks.filter((_, i) => chosen.has(i));
+  if (picked.length === 0) return edit.original;
+  const out = applyPatch(edit.original, { oldFileName: 'a', newFileName: 'b', oldHeader: '', newHeader: '', hunks: picked });
+  if (out === false) throw new Error('the chosen changes do not apply to the original text');
+  return out;
 }
 
 /** The proposal as a unified diff whose line numbers are the file's. */
@@ -51,7 +71,7 @@ export function diffRows(p: LineEdit, context = 3): DiffView {
   let added = 0;
   let removed = 0;
   for (const hunk of fileHunks(p, context)) {
-    rows.push({ kind: 'hunk', text: `@@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@` });
+    rows.push({ kind: 'hunk', text: hunkHeader(hunk) });
     let o = hunk.oldStart;
     let n = hunk.newStart;
     for (const line of hunk.lines) {

@@ -144,6 +144,8 @@ export interface GenerateParams {
   extraContext?: string;
   /** Earlier turns of the conversation: answers only, never reasoning. */
   history?: ChatTurn[];
+  /** A token budget for this request instead of r1.generation.maxNewTokens ("Continue" doubles it). */
+  maxNewTokens?: number;
 }
 
 export interface GenerateResult extends GenerationResult {

@@ -21,7 +21,7 @@ export { hljsName } from '../text/languages';
 // ───────────────────────────── the exchange ─────────────────────────────
 
 /** What started an exchange. */
-export type ExchangeCommand = 'ask' | 'fix' | 'explain' | 'followUp';
+export type ExchangeCommand = 'ask' | 'fix' | 'explain' | 'followUp' | 'repair';
 
 /** A file as the view shows it. */
 export interface FileRef {
@@ -60,7 +60,51 @@ export interface ExchangeInfo {
 
 export type ExchangeStatus = 'queued' | 'generating' | 'complete' | 'cancelled' | 'length' | 'error';
 
-export type ProposalState = 'pending' | 'accepted' | 'rejected';
+/**
+ * `superseded`: a later repair attempt of the same fix was kept instead. `expired`: the edit can no
+ * longer be applied (the window reloaded and it could not be restored).
+ */
+export type ProposalState = 'pending' | 'accepted' | 'rejected' | 'superseded' | 'expired';
+
+/** A problem the editor reports, as the check shows it (1-based lines). */
+export interface CheckProblem {
+  line: number;
+  message: string;
+  severity: 'error' | 'warning';
+  source?: string;
+  code?: string;
+}
+
+/**
+ * What checking a proposal against the editor's own diagnostics found (src/client/check):
+ * - `checking`: the check runs;
+ * - `checked`: the targeted problems are gone and no new problem appeared;
+ * - `problems`: new problems appeared, or a targeted one is still there;
+ * - `not-checked`: no diagnostics provider answered for the copy (`reason` says which case).
+ */
+export type CheckVerdict =
+  | { kind: 'checking' }
+  | { kind: 'checked'; fixed: number; tookMs: number }
+  | { kind: 'problems'; newProblems: CheckProblem[]; remaining: CheckProblem[]; tookMs: number }
+  | { kind: 'not-checked'; reason: string };
+
+/** The verdict in a few words, as the view's badge, the export and the log print it. */
+export function verdictLabel(v: CheckVerdict): string {
+  switch (v.kind) {
+    case 'checking':
+      return 'Checking…';
+    case 'checked':
+      return 'Checked';
+    case 'not-checked':
+      return 'Not checked';
+    case 'problems': {
+      const parts: string[] = [];
+      if (v.newProblems.length > 0) parts.push(`${v.newProblems.length} new problem${v.newProblems.length === 1 ? '' : 's'}`);
+      if (v.remaining.length > 0) parts.push(`${v.remaining.length} problem${v.remaining.length === 1 ? '' : 's'} not fixed`);
+      return parts.join(', ');
+    }
+  }
+}
 
 /** An edit the model proposes: `original` (the text at `startLine..` in `file`) becomes `proposed`. */
 export interface Proposal {
@@ -69,6 +113,10 @@ export interface Proposal {
   startLine: number;
   original: string;
   proposed: string;
+  /** What the diagnostics check found; absent when the check is off. */
+  check?: CheckVerdict;
+  /** 1 for the first answer's edit, 2 for the first repair round's, … */
+  attempt?: number;
 }
 
 export interface ProposalRecord extends Proposal {
@@ -120,6 +168,8 @@ export interface ExchangeRecord {
   stats?: ExchangeStats;
   error?: string;
   truncation?: TruncationNote[];
+  /** Why a finished fix proposes no edit, and whether "Continue" may finish the answer. */
+  notice?: { text: string; canContinue: boolean };
 }
 
 export function isRunning(r: ExchangeRecord): boolean {
@@ -147,8 +197,12 @@ export interface HostNotifications {
     /** Host clock; dates the end of the reasoning when the first answer text arrives. */
     at?: number;
   };
-  'exchange/proposal': { id: string; proposal: Proposal };
+  /** A proposal, new or replaced (after a partial accept the rest is proposed again); it is pending. */
+  'exchange/proposal': { id: string; proposal: Proposal; message?: string };
   'exchange/proposalState': { id: string; state: ProposalState; message?: string };
+  'exchange/proposalCheck': { id: string; check: CheckVerdict };
+  /** Why the exchange proposes no edit. */
+  'exchange/notice': { id: string; text: string; canContinue: boolean };
   'exchange/finished': {
     id: string;
     status: Exclude<ExchangeStatus, 'queued' | 'generating'>;
@@ -174,6 +228,13 @@ export interface IdParams {
   id: string;
 }
 
+export interface HunkParams {
+  id: string;
+  hunk: number;
+  /** The hunk's `@@` header as the view shows it: the host refuses when its proposal changed since. */
+  header: string;
+}
+
 /** Request name → [params, reply]. */
 export interface WebviewRequests {
   /** The persisted exchanges, including any still running. The view's first message. */
@@ -184,9 +245,15 @@ export interface WebviewRequests {
   'exchange/export': [IdParams, { saved: boolean; path?: string }];
   'edit/accept': [IdParams, null];
   'edit/reject': [IdParams, null];
+  /** Applies only hunk `hunk` (an index into `fileHunks` of the proposal as the view has it). */
+  'edit/acceptHunk': [HunkParams, null];
+  /** Drops hunk `hunk` from the proposal. */
+  'edit/rejectHunk': [HunkParams, null];
   /** Opens the proposal in VS Code's diff editor. */
   'edit/review': [IdParams, null];
   'run/cancel': [IdParams, null];
+  /** Continues a cut-off answer: a follow-up with a larger token budget. */
+  'exchange/continue': [IdParams, null];
   /** Continues the conversation of `parentId` (or starts one). */
   followUp: [{ text: string; parentId?: string }, null];
   /** Inserts the answer as a comment above the selection of the exchange. */
@@ -238,8 +305,11 @@ const REQUEST_NAMES: readonly WebviewRequestName[] = [
   'exchange/export',
   'edit/accept',
   'edit/reject',
+  'edit/acceptHunk',
+  'edit/rejectHunk',
   'edit/review',
   'run/cancel',
+  'exchange/continue',
   'followUp',
   'answer/insertComment',
   'link/open',
@@ -282,10 +352,21 @@ export function parseWebviewMessage(
     case 'edit/reject':
     case 'edit/review':
     case 'run/cancel':
+    case 'exchange/continue':
     case 'answer/insertComment': {
       const id = str('id');
       if (id instanceof Error) return { ok: false, requestId, reason: id.message };
       params = { id };
+      break;
+    }
+    case 'edit/acceptHunk':
+    case 'edit/rejectHunk': {
+      const id = str('id');
+      const header = str('header');
+      if (id instanceof Error) return { ok: false, requestId, reason: id.message };
+      if (header instanceof Error) return { ok: false, requestId, reason: header.message };
+      if (!Number.isSafeInteger(p.hunk) || (p.hunk as number) < 0) return { ok: false, requestId, reason: `${method}: "hunk" must be a non-negative integer` };
+      params = { id, hunk: p.hunk, header };
       break;
     }
     case 'followUp': {
@@ -382,7 +463,17 @@ export function applyNotification(records: ExchangeRecord[], n: HostNotification
     }
     case 'exchange/proposal': {
       const r = find(n.params.id);
-      if (r) r.proposal = { ...n.params.proposal, state: 'pending' };
+      if (r) r.proposal = { ...n.params.proposal, state: 'pending', message: n.params.message };
+      return r;
+    }
+    case 'exchange/proposalCheck': {
+      const r = find(n.params.id);
+      if (r?.proposal) r.proposal.check = n.params.check;
+      return r;
+    }
+    case 'exchange/notice': {
+      const r = find(n.params.id);
+      if (r) r.notice = { text: n.params.text, canContinue: n.params.canContinue };
       return r;
     }
     case 'exchange/proposalState': {
@@ -594,7 +685,7 @@ export function webviewHtml(o: ShellOptions): string {
 
 // ───────────────────────────── export ─────────────────────────────
 
-const COMMAND_TITLES: Record<ExchangeCommand, string> = { ask: 'Ask', fix: 'Fix', explain: 'Explain', followUp: 'Follow-up' };
+const COMMAND_TITLES: Record<ExchangeCommand, string> = { ask: 'Ask', fix: 'Fix', explain: 'Explain', followUp: 'Follow-up', repair: 'Repair' };
 
 export function commandTitle(c: ExchangeCommand): string {
   return COMMAND_TITLES[c] ?? c;
@@ -626,10 +717,21 @@ export function exchangeToMarkdown(r: ExchangeRecord): string {
   lines.push(reasoning === '' ? '_No reasoning._' : reasoning.split('\n').map((l) => (l === '' ? '>' : `> ${l}`)).join('\n'));
   if (r.budgetHit) lines.push('>', '> _[Thinking budget reached: the reasoning was cut here.]_');
   lines.push('', '## Answer', '', stripThinkTags(r.answer).trim() || '_No answer._', '');
+  if (r.notice) lines.push(`_No edit proposed: ${r.notice.text}_`, '');
   if (r.proposal) {
     const patch = proposalPatch(r.proposal);
     const f = fence(patch);
-    lines.push(`## Proposed edit (${r.proposal.state})`, '', `${f}diff`, patch, f, '');
+    const attempt = r.proposal.attempt && r.proposal.attempt > 1 ? `, attempt ${r.proposal.attempt}` : '';
+    lines.push(`## Proposed edit (${r.proposal.state}${attempt})`, '');
+    const check = r.proposal.check;
+    if (check) {
+      lines.push(`- Check: ${verdictLabel(check)}${check.kind === 'not-checked' ? ` (${check.reason})` : ''}`);
+      if (check.kind === 'problems') {
+        for (const p of [...check.newProblems, ...check.remaining]) lines.push(`  - line ${p.line}: ${p.message}${check.remaining.includes(p) ? ' (not fixed)' : ''}`);
+      }
+      lines.push('');
+    }
+    lines.push(`${f}diff`, patch, f, '');
   }
   return lines.join('\n');
 }

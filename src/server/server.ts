@@ -232,6 +232,11 @@ connection.onRequest(PingRequest.type, (params) => ({
   state,
 }));
 
+/** A request's own token budget, when it names a sane one (the settings' range). */
+function requestedBudget(n: number | undefined): number | undefined {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 16 && n <= 32_768 ? n : undefined;
+}
+
 function toPromptRequest(kind: PromptKind, p: GenerateParams): PromptRequest {
   return {
     kind,
@@ -306,7 +311,7 @@ async function generate(kind: PromptKind, params: GenerateParams, token: Cancell
       let firstAt = 0;
       let lastStateAt = 0;
       return engine.generate(toPromptRequest(kind, params), {
-        maxNewTokens: settings.maxNewTokens,
+        maxNewTokens: requestedBudget(params.maxNewTokens) ?? settings.maxNewTokens,
         thinkingBudget: settings.thinkingBudget > 0 ? settings.thinkingBudget : undefined,
         temperature: settings.temperature,
         topP: settings.topP,

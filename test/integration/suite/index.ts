@@ -34,6 +34,7 @@ export async function runSuites(options: RunOptions = {}): Promise<RunResults> {
   // The tdd interface defines suite()/test()/setup() for modules loaded after this event.
   mocha.suite.emit('pre-require', globalThis, 'r1-integration', mocha);
   await import('./extension.test');
+  await import('./check.test');
   const tests: TestResult[] = [];
   const t0 = Date.now();
   return new Promise<RunResults>((resolve, reject) => {
