@@ -1,6 +1,6 @@
 /** The DOM of one exchange: header, reasoning, answer, proposed edit, figures. */
-import { commandTitle, isRunning, stripThinkTags, type ExchangeRecord, type ProposalRecord } from '../src/protocol/webview';
-import { diffRows } from '../src/protocol/diff';
+import { commandTitle, isRunning, stripThinkTags, verdictLabel, type CheckVerdict, type ExchangeRecord, type ProposalRecord } from '../src/protocol/webview';
+import { diffRows, fileHunks, hunkHeader } from '../src/protocol/diff';
 import { button, formatDuration, h, icon, plural } from './dom';
 import { highlight, renderMarkdown } from './markdown';
 
@@ -9,6 +9,10 @@ export interface ExchangeHost {
   accept(id: string): Promise<void>;
   reject(id: string): Promise<void>;
   review(id: string): Promise<void>;
+  acceptHunk(id: string, hunk: number, header: string): Promise<void>;
+  rejectHunk(id: string, hunk: number, header: string): Promise<void>;
+  /** "Continue" on a cut-off answer. */
+  continueExchange(id: string): Promise<void>;
   cancel(id: string): Promise<void>;
   exportExchange(id: string): Promise<void>;
   insertComment(id: string): Promise<void>;
@@ -38,6 +42,7 @@ export class ExchangeView {
   private readonly answerEl: HTMLElement;
   private readonly proposalSlot: HTMLElement;
   private readonly errorEl: HTMLElement;
+  private readonly noticeEl: HTMLElement;
   private readonly statsEl: HTMLElement;
   private readonly actionsEl: HTMLElement;
   private readonly cancelBtn: HTMLElement;
@@ -88,6 +93,7 @@ export class ExchangeView {
     this.answerEl = h('div', { class: 'answer markdown', hidden: true });
     this.proposalSlot = h('div', { class: 'proposal-slot' });
     this.errorEl = h('div', { class: 'ex-error', hidden: true });
+    this.noticeEl = h('div', { class: 'ex-notice', role: 'note', hidden: true });
     this.statsEl = h('footer', { class: 'ex-stats', hidden: true });
 
     this.cancelBtn = button('Cancel', { icon: 'stop', className: 'ex-cancel', onClick: () => void this.host.cancel(id) });
@@ -103,6 +109,7 @@ export class ExchangeView {
       this.details,
       this.answerEl,
       this.proposalSlot,
+      this.noticeEl,
       this.errorEl,
       this.statsEl,
       this.actionsEl,
@@ -130,6 +137,7 @@ export class ExchangeView {
     this.updateReasoning(record, now);
     this.updateAnswer(record, !running);
     this.updateProposal(record.proposal);
+    this.updateNotice(record);
 
     // Error / end state.
     const end = endNote(record);
@@ -233,8 +241,28 @@ export class ExchangeView {
     this.answerEl.hidden = text === '';
   }
 
+  private noticeKey = '';
+
+  /** Why a fix proposes no edit, with "Continue" when the answer was cut off. */
+  private updateNotice(r: ExchangeRecord): void {
+    const n = r.notice;
+    const key = n ? `${n.text}|${n.canContinue}` : '';
+    if (key === this.noticeKey) return;
+    this.noticeKey = key;
+    this.noticeEl.hidden = !n;
+    if (!n) return this.noticeEl.replaceChildren();
+    const id = r.info.id;
+    const controls = h('div', { class: 'nt-buttons' });
+    if (n.canContinue) {
+      controls.append(
+        button('Continue', { icon: 'send', className: 'nt-continue', title: 'Ask again with twice the token budget', onClick: () => void this.busy(controls, this.host.continueExchange(id)) }),
+      );
+    }
+    this.noticeEl.replaceChildren(h('p', null, icon('warning'), h('span', null, `No edit proposed: ${n.text}`)), controls);
+  }
+
   private updateProposal(p: ProposalRecord | undefined): void {
-    const key = p ? `${p.state}|${p.message ?? ''}|${p.startLine}|${p.original.length}|${p.proposed.length}` : '';
+    const key = p ? `${p.state}|${p.message ?? ''}|${p.startLine}|${p.original.length}|${p.proposed.length}|${JSON.stringify(p.check ?? null)}` : '';
     if (key === this.proposalKey) return;
     this.proposalKey = key;
     this.acceptBtn = undefined;
@@ -245,8 +273,27 @@ export class ExchangeView {
     const id = this.record.info.id;
     const view = diffRows(p);
     const lang = p.file.languageId ?? this.record.info.file?.languageId;
+    const checking = p.check?.kind === 'checking';
+    // Per-hunk decisions, when there is more than one hunk to decide on.
+    const headers = fileHunks(p).map(hunkHeader);
+    const perHunk = p.state === 'pending' && headers.length > 1;
+    let hunkIndex = -1;
     const rows = view.rows.map((row) => {
-      if (row.kind === 'hunk') return h('tr', { class: 'd-hunk' }, h('td', { class: 'd-ln', colspan: 2 }), h('td', { class: 'd-code', colspan: 2 }, row.text));
+      if (row.kind === 'hunk') {
+        const i = ++hunkIndex;
+        const cell = h('td', { class: 'd-code', colspan: 2 }, h('span', { class: 'd-hunk-text' }, row.text));
+        if (perHunk) {
+          const group = h('span', { class: 'd-hunk-buttons' });
+          const header = headers[i];
+          group.append(
+            button('Accept change', { appearance: 'icon', icon: 'check', className: 'hk-accept', title: `Apply only this change (${i + 1} of ${headers.length})`, onClick: () => void this.busy(group, this.host.acceptHunk(id, i, header)) }),
+            button('Reject change', { appearance: 'icon', icon: 'close', className: 'hk-reject', title: `Drop this change (${i + 1} of ${headers.length}) from the proposal`, onClick: () => void this.busy(group, this.host.rejectHunk(id, i, header)) }),
+          );
+          if (checking) for (const b of group.querySelectorAll('.hk-accept')) b.setAttribute('disabled', '');
+          cell.append(group);
+        }
+        return h('tr', { class: 'd-hunk', 'data-hunk': String(i) }, h('td', { class: 'd-ln', colspan: 2 }), cell);
+      }
       const code = h('td', { class: 'd-code' });
       code.innerHTML = highlight(row.text, lang); // escaped by highlight.js
       return h(
@@ -260,12 +307,14 @@ export class ExchangeView {
     });
     const table = h('table', { class: 'diff-table' }, h('tbody', null, ...rows));
     const unchanged = view.rows.length === 0;
-    const stateLabel = p.state === 'accepted' ? 'Accepted' : p.state === 'rejected' ? 'Rejected' : undefined;
+    const stateLabel = STATE_LABELS[p.state];
 
     const controls = h('div', { class: 'pr-buttons' });
     if (p.state === 'pending') {
-      const accept = button('Accept', { appearance: 'primary', icon: 'check', className: 'pr-accept', title: `Apply this edit to ${p.file.label} (${ACCEPT_KEYS})`, onClick: () => void this.busy(controls, this.host.accept(id)) });
-      const reject = button('Reject', { icon: 'close', className: 'pr-reject', title: `Discard this edit (${REJECT_KEYS})`, onClick: () => void this.busy(controls, this.host.reject(id)) });
+      const accept = button(perHunk ? 'Accept All' : 'Accept', { appearance: 'primary', icon: 'check', className: 'pr-accept', title: checking ? 'The edit is being checked against the editor\'s diagnostics' : `Apply this edit to ${p.file.label} (${ACCEPT_KEYS})`, onClick: () => void this.busy(controls, this.host.accept(id)) });
+      // Not ready before its check has answered (the check has a deadline: r1.fix.checkTimeoutMs).
+      if (checking) accept.setAttribute('disabled', '');
+      const reject = button(perHunk ? 'Reject All' : 'Reject', { icon: 'close', className: 'pr-reject', title: `Discard this edit (${REJECT_KEYS})`, onClick: () => void this.busy(controls, this.host.reject(id)) });
       const review = button('Review in diff editor', { icon: 'diff', className: 'pr-review', onClick: () => void this.busy(controls, this.host.review(id)) });
       controls.append(accept, reject, review);
       this.acceptBtn = accept;
@@ -280,8 +329,10 @@ export class ExchangeView {
         h('h3', null, 'Proposed edit'),
         h('span', { class: 'pr-file', title: p.file.label }, p.file.label),
         h('span', { class: 'pr-count' }, h('span', { class: 'pr-add' }, `+${view.added}`), ' ', h('span', { class: 'pr-del' }, `−${view.removed}`)),
+        p.attempt && p.attempt > 1 ? h('span', { class: 'tag pr-attempt' }, `Attempt ${p.attempt}`) : null,
         stateLabel ? h('span', { class: 'tag pr-state' }, stateLabel) : null,
       ),
+      p.check ? checkNote(p.check) : null,
       unchanged
         ? h('p', { class: 'pr-empty' }, 'The proposed text is the same as the original.')
         : h('div', { class: 'diff', role: 'region', tabindex: 0, 'aria-label': `Unified diff of ${p.file.label}: ${view.added} lines added, ${view.removed} removed` }, table),
@@ -329,6 +380,45 @@ export class ExchangeView {
 }
 
 /** The line that explains how a finished exchange ended, when it did not simply complete. */
+const STATE_LABELS: Record<ProposalRecord['state'], string | undefined> = {
+  pending: undefined,
+  accepted: 'Accepted',
+  rejected: 'Rejected',
+  superseded: 'Not kept',
+  expired: 'Expired',
+};
+
+/** The check's verdict: a badge, and the problems it found with their lines. */
+function checkNote(v: CheckVerdict): HTMLElement {
+  const label = verdictLabel(v);
+  const detail =
+    v.kind === 'checked'
+      ? v.fixed > 0
+        ? `The editor's diagnostics of the file with this edit: the targeted problem${v.fixed === 1 ? ' is' : 's are'} gone, and no new problem appeared.`
+        : "The editor's diagnostics of the file with this edit: no new problem appeared."
+      : v.kind === 'not-checked'
+        ? `${v.reason[0].toUpperCase()}${v.reason.slice(1)}.`
+        : v.kind === 'checking'
+          ? "Applying the edit to a copy of the file and reading the editor's diagnostics…"
+          : undefined;
+  const list =
+    v.kind === 'problems'
+      ? h(
+          'ul',
+          { class: 'ck-problems' },
+          ...v.newProblems.map((p) => h('li', null, h('span', { class: 'ck-line' }, `line ${p.line}`), ` ${p.message}`)),
+          ...v.remaining.map((p) => h('li', null, h('span', { class: 'ck-line' }, `line ${p.line}`), ` ${p.message} (not fixed)`)),
+        )
+      : null;
+  return h(
+    'div',
+    { class: `pr-check ck-${v.kind}`, role: 'status' },
+    h('span', { class: 'tag ck-badge' }, v.kind === 'checked' ? icon('check') : v.kind === 'problems' ? icon('warning') : null, label),
+    detail ? h('span', { class: 'ck-detail' }, detail) : null,
+    list,
+  );
+}
+
 function endNote(r: ExchangeRecord): string | undefined {
   switch (r.status) {
     case 'error':

@@ -8,6 +8,7 @@ import {
   applyNotification,
   commandTitle,
   isRunning,
+  verdictLabel,
   type ExchangeRecord,
   type HostNotificationMessage,
   type RequestParams,
@@ -165,6 +166,10 @@ class App implements ExchangeHost {
 
     if (n.method === 'exchange/proposal') this.proposalArrived(view, r);
     if (n.method === 'exchange/finished' && wasRunning) this.finished(view, r, hadFocus);
+    if (n.method === 'exchange/proposalCheck' && r.proposal && r.proposal.check?.kind !== 'checking') {
+      this.announce(`Check of the edit to ${r.proposal.file.label}: ${verdictLabel(r.proposal.check!)}.`);
+    }
+    if (n.method === 'exchange/notice') this.announce(`No edit proposed: ${n.params.text}`);
     if (n.method === 'exchange/proposalState' && r.proposal && r.proposal.state !== 'pending') {
       this.announce(`Edit to ${r.proposal.file.label} ${r.proposal.state}.`);
       if (hadFocus && !view.el.contains(document.activeElement)) view.focusTitle();
@@ -290,6 +295,18 @@ class App implements ExchangeHost {
 
   review(id: string): Promise<void> {
     return this.act('edit/review', { id }, 'Could not open the diff editor');
+  }
+
+  acceptHunk(id: string, hunk: number, header: string): Promise<void> {
+    return this.act('edit/acceptHunk', { id, hunk, header }, 'Accepting the change failed');
+  }
+
+  rejectHunk(id: string, hunk: number, header: string): Promise<void> {
+    return this.act('edit/rejectHunk', { id, hunk, header }, 'Rejecting the change failed');
+  }
+
+  continueExchange(id: string): Promise<void> {
+    return this.act('exchange/continue', { id }, 'Could not continue');
   }
 
   cancel(id: string): Promise<void> {

@@ -470,3 +470,62 @@ test('a request whose prompt prefix was still cached says how many prompt tokens
   await until('stats', async () => (await text(v, `${art} .ex-stats`))?.includes('15.2 tok/s'));
   assert.match((await text(v, `${art} .ex-stats`))!, / · prompt 1,240 \(1,187 cached\) · /);
 });
+
+test('the check of a proposal: Accept waits for it, the verdict names the new problems, and per-hunk buttons post the hunk they sit on', async () => {
+  const v = await view();
+  const x = info();
+  await v.host.notify('exchange/started', { info: x, at: Date.now() });
+  await v.host.notify('exchange/finished', { id: x.id, status: 'complete', at: Date.now(), budgetHit: false });
+  const art = `article[data-id="${x.id}"]`;
+  // Two changes far apart: two hunks.
+  const lines = Array.from({ length: 16 }, (_, i) => `  const v${i} = ${i};`);
+  const original = ['export function f(): number {', ...lines, '  return 0;', '}', ''].join('\n');
+  const proposed = original.replace('const v0 = 0;', 'const v0 = 100;').replace('return 0;', 'return v0;');
+  const two: Proposal = { ...PROPOSAL, original, proposed, check: { kind: 'checking' } };
+  await v.host.notify('exchange/proposal', { id: x.id, proposal: two });
+  await until('the diff', () => v.page.$(`${art} .diff-table`));
+  assert.equal(await text(v, `${art} .ck-badge`), 'Checking…');
+  assert.equal(await v.page.$eval(`${art} .pr-accept`, (b) => b.hasAttribute('disabled')), true, 'not ready while checking');
+  assert.equal(await text(v, `${art} .pr-accept`), 'Accept All');
+
+  await v.host.notify('exchange/proposalCheck', {
+    id: x.id,
+    check: { kind: 'problems', newProblems: [{ line: 21, message: "Type 'string' is not assignable to type 'number'.", severity: 'error', source: 'ts', code: '2322' }], remaining: [], tookMs: 900 },
+  });
+  await until('the verdict', async () => (await text(v, `${art} .ck-badge`)) === '1 new problem');
+  assert.equal(await text(v, `${art} .ck-problems li`), "line 21 Type 'string' is not assignable to type 'number'.");
+  assert.equal(await v.page.$eval(`${art} .pr-accept`, (b) => b.hasAttribute('disabled')), false);
+  await until('announced', async () => /Check of the edit to src\/sum\.ts: 1 new problem/.test((await text(v, '[aria-live="polite"]')) ?? ''));
+
+  const headers = await v.page.$$eval(`${art} .d-hunk .d-hunk-text`, (els) => els.map((e) => e.textContent));
+  assert.equal(headers.length, 2);
+  await v.page.click(`${art} .d-hunk[data-hunk="1"] .hk-accept`);
+  await until('edit/acceptHunk', () => v.host.sent('edit/acceptHunk').length === 1);
+  assert.deepEqual(v.host.sent('edit/acceptHunk')[0].params, { id: x.id, hunk: 1, header: headers[1] });
+  await v.page.click(`${art} .d-hunk[data-hunk="0"] .hk-reject`);
+  await until('edit/rejectHunk', () => v.host.sent('edit/rejectHunk').length === 1);
+  assert.deepEqual(v.host.sent('edit/rejectHunk')[0].params, { id: x.id, hunk: 0, header: headers[0] });
+
+  // A better attempt was kept: this one says so and loses its buttons.
+  await v.host.notify('exchange/proposalState', { id: x.id, state: 'superseded', message: 'Attempt 2 of this fix (Checked) is kept instead.' });
+  await until('not kept', async () => (await text(v, `${art} .pr-state`)) === 'Not kept');
+  assert.equal(await v.page.$(`${art} .pr-accept`), null);
+  assert.equal(await v.page.$(`${art} .hk-accept`), null);
+  assert.equal(await text(v, `${art} .pr-message`), 'Attempt 2 of this fix (Checked) is kept instead.');
+});
+
+test('a cut-off fix says why it proposes nothing and offers Continue', async () => {
+  const v = await view();
+  const x = info();
+  await v.host.notify('exchange/started', { info: x, at: Date.now() });
+  await delta(v, x.id, 'answer', '```ts\nexport function sum(', 3, 5);
+  await v.host.notify('exchange/finished', { id: x.id, status: 'length', at: Date.now(), budgetHit: false });
+  await v.host.notify('exchange/notice', { id: x.id, text: 'the answer was cut off by the token limit, so its code may be incomplete.', canContinue: true });
+  const art = `article[data-id="${x.id}"]`;
+  await until('the notice', () => v.page.$(`${art} .ex-notice .nt-continue`));
+  assert.match((await text(v, `${art} .ex-notice`)) ?? '', /No edit proposed: the answer was cut off by the token limit/);
+  assert.equal(await v.page.$(`${art} .proposal`), null);
+  await v.page.click(`${art} .nt-continue`);
+  await until('exchange/continue', () => v.host.sent('exchange/continue').length === 1);
+  assert.deepEqual(v.host.sent('exchange/continue')[0].params, { id: x.id });
+});
