@@ -467,6 +467,14 @@ export class ReasoningViewProvider implements vscode.WebviewViewProvider, vscode
     const target = classifyLink(p.href);
     if (target.kind === 'rejected') throw new RequestError('rejected', `Not opened: ${target.reason}.`);
     if (target.kind === 'external') {
+      // Model output is untrusted: a link can carry the user's code in its query. Show the whole
+      // address and open it only when the user says so.
+      const pick = await vscode.window.showWarningMessage(
+        'Open this web link from R1\'s answer?',
+        { modal: true, detail: `${target.url}\n\nThe whole address is shown above: check that it carries nothing of yours (such as code) before opening it.` },
+        'Open Link',
+      );
+      if (pick !== 'Open Link') return null;
       const ok = await vscode.env.openExternal(vscode.Uri.parse(target.url, true));
       if (!ok) throw new RequestError('failed', `Could not open ${target.url}.`);
       return null;

@@ -48,6 +48,8 @@ export class Range {
 export const fake = {
   workspaceFolders: [] as { uri: Uri; name: string; index: number }[],
   warningAnswer: undefined as string | undefined,
+  /** Every warning shown, with its modal flag and detail. */
+  warnings: [] as { message: string; modal?: boolean; detail?: string }[],
   saveTarget: undefined as Uri | undefined,
   opened: [] as { uri: string; line?: number }[],
   external: [] as string[],
@@ -61,7 +63,8 @@ export const window = {
     fake.providers.set(id, provider);
     return new Disposable(() => fake.providers.delete(id));
   },
-  async showWarningMessage() {
+  async showWarningMessage(message: string, options?: { modal?: boolean; detail?: string }) {
+    fake.warnings.push({ message, modal: options?.modal, detail: options?.detail });
     return fake.warningAnswer;
   },
   async showSaveDialog() {

@@ -177,8 +177,19 @@ test('links: https opens outside; files open only inside the workspace, symlinks
   const id = provider.startExchange({ command: 'ask', prompt: 'q', file: { uri: Uri.file(join(ws, 'src', 'a.ts')).toString(), label: 'src/a.ts' } });
   const open = (href: string) => page.request(++rid, 'link/open', { href, id });
 
+  // A web link opens only after a modal dialog that shows its whole address.
+  const leaky = 'https://example.org/x?code=export%20function%20secret()';
+  fake.warningAnswer = undefined;
+  fake.warnings.length = 0;
+  assert.equal((await open(leaky)).type, 'reply');
+  assert.deepEqual(fake.external, [], 'dismissed: not opened');
+  assert.equal(fake.warnings.length, 1);
+  assert.equal(fake.warnings[0].modal, true);
+  assert.ok(fake.warnings[0].detail?.includes(leaky), fake.warnings[0].detail);
+  fake.warningAnswer = 'Open Link';
   assert.equal((await open('https://example.org/x')).type, 'reply');
   assert.deepEqual(fake.external, ['https://example.org/x']);
+  fake.warningAnswer = undefined;
 
   assert.equal((await open('a.ts#L1')).type, 'reply', 'relative to the exchange file');
   assert.equal((await open('src/a.ts')).type, 'reply', 'relative to the workspace folder');

@@ -33,6 +33,8 @@ const expectedSettings = [
   'r1.model.hubUrl',
   'r1.cpu.prepareModel',
   'r1.cuda.feedUrl',
+  'r1.fix.repairRounds',
+  'r1.fix.checkTimeoutMs',
 ];
 
 test('identity: name, display name, main in dist/, an engines.vscode minimum', () => {
