@@ -43,8 +43,8 @@ export function snapshotOf(document: vscode.TextDocument, range: vscode.Range): 
   };
 }
 
-/** The 1-based line of the snapshot's first line. */
-function startLineOf(s: Pick<TargetSnapshot, 'documentText' | 'offset'>): number {
+/** The 1-based line where the snapshot's text starts. */
+export function startLineOf(s: Pick<TargetSnapshot, 'documentText' | 'offset'>): number {
   let line = 1;
   for (let i = s.documentText.indexOf('\n'); i >= 0 && i < s.offset; i = s.documentText.indexOf('\n', i + 1)) line++;
   return line;

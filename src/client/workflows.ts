@@ -23,7 +23,7 @@ import { reanchor } from './edits/anchor';
 import { formatAsComment } from './edits/comments';
 import { contextWindow, indentBlockRange, wholeLineSpan } from './edits/context';
 import { fixBlockOf, replacementText } from './edits/proposal';
-import { snapshotOf, type ProposalStore, type TargetSnapshot } from './proposals';
+import { snapshotOf, startLineOf, type ProposalStore, type TargetSnapshot } from './proposals';
 import type { ReasoningViewProvider } from './reasoningView';
 import { Runs } from './runs';
 import type { R1Server } from './server';
@@ -400,7 +400,7 @@ export class Workflows implements vscode.Disposable {
   private async repair(session: FixSession, parentId: string, proposed: string, verdict: Extract<CheckVerdict, { kind: 'problems' }>, round: number): Promise<void> {
     const { snapshot } = session;
     const fixedText = snapshot.documentText.slice(0, snapshot.offset) + proposed + snapshot.documentText.slice(snapshot.offset + snapshot.original.length);
-    const startLine = snapshot.documentText.slice(0, snapshot.offset).split('\n').length - 1;
+    const startLine = startLineOf(snapshot) - 1;
     const req = repairRequest({
       path: snapshot.label,
       languageId: snapshot.languageId,

@@ -24,6 +24,12 @@ export interface ExchangeSnapshot {
   error: string;
   proposalState?: string;
   proposalMessage: string;
+  /** The check's badge (`Checking…`, `Checked`, `1 new problem`, `Not checked`), '' when none. */
+  check: string;
+  /** The problems the check lists, one line each. */
+  checkProblems: string;
+  /** Why the exchange proposes no edit, '' when it does not say. */
+  notice: string;
 }
 
 /** Which part of an exchange appeared first, and when (ms, the page's clock). */
@@ -65,14 +71,14 @@ export class ReasoningView {
     // One evaluate, so the parts belong to the same moment. No named helpers inside: tsx would
     // wrap them in a helper the page does not have.
     const parts = await el.evaluate((a) => [
-      ...['.rs-text', '.answer', '.ex-stats', '.ex-error', '.proposal .pr-message'].map((sel) => {
+      ...['.rs-text', '.answer', '.ex-stats', '.ex-error', '.proposal .pr-message', '.proposal .ck-badge', '.proposal .ck-problems', '.ex-notice'].map((sel) => {
         const e = a.querySelector<HTMLElement>(sel);
         return e && (sel === '.rs-text' || !e.hidden) ? (e.textContent ?? '').trim() : '';
       }),
       (a as HTMLElement).dataset.status ?? '',
       a.querySelector('.proposal')?.className ?? '',
     ]);
-    const [status, proposalClass] = [parts[5], parts[6]];
+    const [status, proposalClass] = [parts[8], parts[9]];
     return {
       id,
       status,
@@ -82,6 +88,9 @@ export class ReasoningView {
       error: parts[3],
       proposalState: /\bstate-(\w+)/.exec(proposalClass)?.[1],
       proposalMessage: parts[4],
+      check: parts[5],
+      checkProblems: parts[6],
+      notice: parts[7],
     };
   }
 
@@ -112,8 +121,10 @@ export class ReasoningView {
 
   /** Clicks a button (by class, e.g. `pr-accept`) of exchange `id`. */
   async click(id: string, buttonClass: string): Promise<void> {
-    const b = (await this.exchange(id)).locator(`vscode-button.${buttonClass}`);
+    const b = (await this.exchange(id)).locator(`vscode-button.${buttonClass}`).first();
     await b.waitFor({ state: 'visible', timeout: 15_000 });
+    // A proposal's Accept is disabled until its check answers.
+    await this.e2e.until(`${buttonClass} of ${id} to be enabled`, async () => !(await b.evaluate((e) => e.hasAttribute('disabled'))), 60_000);
     await b.click();
   }
 

@@ -105,6 +105,9 @@ async function waitForProposal(id: string): Promise<void> {
   const s = await view.waitForStatus(id, ['complete', 'error', 'cancelled', 'length']);
   assert.equal(s.status, 'complete', `the fix completed: ${JSON.stringify(s)}`);
   await view.waitFor(id, 'a pending proposal', (x) => x.proposalState === 'pending');
+  // The script's parsePort type-checks: the check says so before the proposal is ready.
+  const checked = await view.waitFor(id, 'the check of the proposal', (x) => x.check !== '' && x.check !== 'Checking…');
+  assert.equal(checked.check, 'Checked', `the check's verdict: ${JSON.stringify(checked)}`);
 }
 
 /** The proposal's diff rows of exchange `id`: [sign, code] per row. */

@@ -211,6 +211,28 @@ test('export: one exchange as markdown, reasoning included, edit as a diff with 
   assert.ok(proposalPatch(records[0].proposal).includes('@@ -10,2 +10,2 @@'));
 });
 
+test('export and history carry the check: each attempt with its verdict and problems, a notice when no edit was proposed', () => {
+  const records: ExchangeRecord[] = [];
+  run(records, 'r', 'r', 'Return the number.', { command: 'repair', prompt: 'Repair round 1: the check found 1 new problem.', parentId: 'f' });
+  const proposal = { file: { uri: 'file:///w/src/sum.ts', label: 'src/sum.ts' }, startLine: 2, original: 'a\n', proposed: 'b\n', attempt: 2 };
+  applyNotification(records, n('exchange/proposal', { id: 'r', proposal }));
+  applyNotification(records, n('exchange/proposalCheck', { id: 'r', check: { kind: 'checking' } }));
+  applyNotification(records, n('exchange/proposalCheck', {
+    id: 'r',
+    check: { kind: 'problems', newProblems: [{ line: 7, message: "Type 'string' is not assignable to type 'number'.", severity: 'error' }], remaining: [], tookMs: 800 },
+  }));
+  const md = exchangeToMarkdown(records[0]);
+  assert.match(md, /^# R1 Repair\n/);
+  assert.match(md, /## Proposed edit \(pending, attempt 2\)\n\n- Check: 1 new problem\n  - line 7: Type 'string' is not assignable to type 'number'\.\n/);
+  // History is the records themselves: a revived copy keeps the verdict.
+  const revived = reviveHistory(JSON.parse(JSON.stringify(records)), 1);
+  assert.equal(revived[0].proposal?.check?.kind, 'problems');
+
+  run(records, 'c', 'r', '```ts\nexport function', { command: 'fix' });
+  applyNotification(records, n('exchange/notice', { id: 'c', text: 'the answer was cut off by the token limit.', canContinue: true }));
+  assert.match(exchangeToMarkdown(records[1]), /_No edit proposed: the answer was cut off by the token limit\._/);
+});
+
 test('a revived history drops junk, keeps the newest, and closes runs the reload interrupted', () => {
   const records: ExchangeRecord[] = [];
   for (let i = 0; i < HISTORY_LIMIT + 5; i++) run(records, `x${i}`, 'r', 'a');

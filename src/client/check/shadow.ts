@@ -88,6 +88,13 @@ export class FixChecker implements vscode.Disposable {
     const dir = join(this.folder(), String(n));
     const fixUri = vscode.Uri.file(join(dir, 'fixed', ...rel.split('/')));
     const baseUri = vscode.Uri.file(join(dir, 'original', ...rel.split('/')));
+    // A provider reports nothing for a file without problems, which looks the same as no provider
+    // at all. The probe, the original with a lone `)` line appended (a syntax error in nearly every
+    // language), gets an answer from any provider that checks the copies; it is opened last, so by
+    // its answer the providers have answered for the other two.
+    const probeUri = vscode.Uri.file(join(dir, 'probe', ...rel.split('/')));
+    const probeText = `${input.documentText}${input.documentText.endsWith('\n') ? '' : '\n'})\n`;
+    const copies = new Set([fixUri.toString(), baseUri.toString(), probeUri.toString()]);
     const fixedText = input.documentText.slice(0, input.offset) + input.proposed + input.documentText.slice(input.offset + input.original.length);
 
     const heard = new Map<string, number>(); // uri → time of its last diagnostics event
@@ -95,7 +102,7 @@ export class FixChecker implements vscode.Disposable {
     const sub = vscode.languages.onDidChangeDiagnostics((e) => {
       for (const u of e.uris) {
         const k = u.toString();
-        if (k === fixUri.toString() || k === baseUri.toString()) {
+        if (copies.has(k)) {
           heard.set(k, Date.now());
           wake?.();
         }
@@ -106,13 +113,14 @@ export class FixChecker implements vscode.Disposable {
       for (const [uri, text] of [
         [fixUri, fixedText],
         [baseUri, input.documentText],
+        [probeUri, probeText],
       ] as const) {
         await mkdir(dirname(uri.fsPath), { recursive: true });
         await writeFile(uri.fsPath, text);
       }
       // The fixed copy first: a provider that checks open files in order has answered for it by
       // the time the original copy's answer arrives.
-      for (const uri of [fixUri, baseUri]) {
+      for (const uri of [fixUri, baseUri, probeUri]) {
         let doc = await vscode.workspace.openTextDocument(uri);
         if (doc.languageId !== input.languageId) doc = await vscode.languages.setTextDocumentLanguage(doc, input.languageId);
         opened.push(doc);
@@ -121,15 +129,19 @@ export class FixChecker implements vscode.Disposable {
       // diff tab, opened in the background (the user's editor stays active and focused) and
       // pinned (a preview tab would replace the user's preview tab), and closed after the check.
       const name = rel.split('/').pop() ?? rel;
-      await vscode.commands.executeCommand('vscode.diff', baseUri, fixUri, `R1 check: ${name}`, { preview: false, preserveFocus: true, background: true });
+      const inBackground = { preview: false, preserveFocus: true, background: true };
+      await vscode.commands.executeCommand('vscode.diff', baseUri, fixUri, `R1 check: ${name}`, inBackground);
+      await vscode.commands.executeCommand('vscode.open', probeUri, inBackground);
       const deadline = t0 + timeoutMs;
-      const last = () => Math.max(heard.get(fixUri.toString()) ?? 0, heard.get(baseUri.toString()) ?? 0);
+      const last = () => Math.max(0, ...heard.values());
+      // Answered: the original copy reported problems, or the probe did (so the others had their turn).
+      const answered = () => heard.has(baseUri.toString()) || heard.has(probeUri.toString());
       for (;;) {
         if (token?.isCancellationRequested) return { kind: 'not-checked', reason: 'the check was cancelled' };
         const now = Date.now();
-        const settled = heard.has(baseUri.toString()) && now - last() >= SETTLE_MS;
+        const settled = answered() && now - last() >= SETTLE_MS;
         if (settled || now >= deadline) break;
-        const until = heard.has(baseUri.toString()) ? Math.min(deadline, last() + SETTLE_MS) : deadline;
+        const until = answered() ? Math.min(deadline, last() + SETTLE_MS) : deadline;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.max(1, until - now));
           wake = () => {
@@ -155,7 +167,13 @@ export class FixChecker implements vscode.Disposable {
       return { kind: 'not-checked', reason: `the copies could not be opened (${e instanceof Error ? e.message : String(e)})` };
     } finally {
       sub.dispose();
-      const tabs = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputTextDiff && t.input.modified.toString() === fixUri.toString());
+      const tabs = vscode.window.tabGroups.all
+        .flatMap((g) => g.tabs)
+        .filter(
+          (t) =>
+            (t.input instanceof vscode.TabInputTextDiff && t.input.modified.toString() === fixUri.toString()) ||
+            (t.input instanceof vscode.TabInputText && t.input.uri.toString() === probeUri.toString()),
+        );
       if (tabs.length > 0) await vscode.window.tabGroups.close(tabs, true).then(undefined, () => undefined);
       // Plain text: the language's provider lets go of the copies and clears their problems.
       await Promise.all(opened.map((doc) => vscode.languages.setTextDocumentLanguage(doc, 'plaintext').then(undefined, () => undefined)));

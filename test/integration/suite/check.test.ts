@@ -72,6 +72,21 @@ suite('The check of a proposed fix, with the TypeScript extension', () => {
     assert.match(v.remaining[0].message, /Cannot find name 'totl'/);
   });
 
+  test('a file without problems and a fix without problems: Checked (the probe copy proves the provider answered)', async () => {
+    const clean = SUM.replace('return totl;', 'return total;');
+    const original = ORIGINAL.replace('return totl;', 'return total;');
+    const v = await checker.check(input(original.replace('let total = 0;', 'let total = 0; // start'), { documentText: clean, original, offset: clean.indexOf(original), targeted: [] }), 30_000);
+    assert.equal(v.kind, 'checked', JSON.stringify(v));
+  });
+
+  test('a file without problems and a fix that adds one: 1 new problem', async () => {
+    const clean = SUM.replace('return totl;', 'return total;');
+    const original = ORIGINAL.replace('return totl;', 'return total;');
+    const v = await checker.check(input(original.replace('return total;', 'return `${total}`;'), { documentText: clean, original, offset: clean.indexOf(original), targeted: [] }), 30_000);
+    assert.equal(v.kind, 'problems', JSON.stringify(v));
+    assert.equal(v.kind === 'problems' && v.newProblems.length, 1);
+  });
+
   test('a language without a diagnostics provider: Not checked, saying so, at the deadline', async () => {
     const t0 = Date.now();
     const v = await checker.check(input('x', { languageId: 'plaintext', label: 'notes.txt', documentText: 'a\nb\n', offset: 0, original: 'a', targeted: [] }), 1500);
@@ -83,6 +98,7 @@ suite('The check of a proposed fix, with the TypeScript extension', () => {
   test('the copies leave no problem behind in the Problems panel', async () => {
     await checker.check(input(ORIGINAL.replace('return totl;', 'return String(total);')), 30_000);
     const leftover = () => vscode.languages.getDiagnostics().filter(([u, d]) => u.fsPath.includes('r1-check-') && d.length > 0);
+    const tabs = () => vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => /R1 check|r1-check-/.test(t.label));
     if (leftover().length > 0) {
       await new Promise<void>((resolve) => {
         const sub = vscode.languages.onDidChangeDiagnostics(() => {
@@ -94,5 +110,6 @@ suite('The check of a proposed fix, with the TypeScript extension', () => {
       });
     }
     assert.deepEqual(leftover(), []);
+    assert.deepEqual(tabs().map((t) => t.label), [], 'no tab of the copies is left open');
   });
 });
