@@ -26,6 +26,8 @@ export type CommandId =
   | 'r1.explain'
   | 'r1.acceptEdit'
   | 'r1.rejectEdit'
+  | 'r1.acceptChangeAtCursor'
+  | 'r1.rejectChangeAtCursor'
   | 'r1.cancel'
   | 'r1.downloadModel'
   | 'r1.selectModel'
@@ -52,6 +54,8 @@ export const commands: Record<CommandId, Handler> = {
   'r1.explain': ({ workflows }, arg) => workflows.explain(targetArgs(arg)),
   'r1.acceptEdit': ({ proposals }) => onProposal(() => proposals.accept()),
   'r1.rejectEdit': ({ proposals }) => onProposal(() => proposals.reject()),
+  'r1.acceptChangeAtCursor': ({ proposals }) => onProposal(() => proposals.changeAtCursor('accept')),
+  'r1.rejectChangeAtCursor': ({ proposals }) => onProposal(() => proposals.changeAtCursor('reject')),
   'r1.cancel': ({ workflows }) => workflows.cancel(),
   'r1.downloadModel': ({ models }) => models.download(),
   'r1.selectModel': ({ models }) => models.select(),

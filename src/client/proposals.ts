@@ -178,6 +178,27 @@ export class ProposalStore implements vscode.TextDocumentContentProvider, vscode
     this.changed(p);
   }
 
+  /**
+   * The diff editor's own actions (its title bar, and the command palette there): accepts or
+   * rejects the hunk under the cursor, on either side of the diff.
+   */
+  async changeAtCursor(action: 'accept' | 'reject'): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor || editor.document.uri.scheme !== PROPOSAL_SCHEME) throw new Error('Put the cursor on a change in the diff editor of an R1 proposal (Review in diff editor).');
+    const [, id, side] = editor.document.uri.path.split('/');
+    const p = this.pendingOr(id, action);
+    const line = editor.selection.active.line + 1;
+    const hunks = fileHunks({ original: p.original, proposed: p.proposed, startLine: startLineOf(p) });
+    const i = hunks.findIndex((h) => {
+      const [start, count] = side === 'original' ? [h.oldStart, h.oldLines] : [h.newStart, h.newLines];
+      return line >= start && line < start + Math.max(1, count);
+    });
+    if (i < 0) throw new Error(`Line ${line} is not part of a change of this proposal: put the cursor on a changed line.`);
+    const choice = { hunk: i, header: hunkHeader(hunks[i]) };
+    if (action === 'accept') await this.acceptHunk(id, choice);
+    else this.rejectHunk(id, choice);
+  }
+
   /** Opens VS Code's diff editor: the document as it was, against it with the proposal applied. */
   async review(id = this.latest()): Promise<void> {
     const p = this.pendingOr(id, 'review');

@@ -359,6 +359,19 @@ export class E2E {
   // -------------------------------------------------------------------------------------------
   // Helpers for scenarios
 
+  /**
+   * "Developer: Reload Window": the workbench shuts down as VS Code does (storage flushed) and
+   * comes back with a new extension host, R1 activated again. (A bare page reload can lose the last
+   * seconds of workspace state: code-server's browser storage flushes on a timer.)
+   */
+  async reloadWindow(): Promise<void> {
+    const loaded = this.page.waitForEvent('load', { timeout: 60_000 });
+    await this.runCommand('Developer: Reload Window');
+    await loaded;
+    await this.page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
+    await this.statusItem().waitFor({ state: 'visible', timeout: 60_000 });
+  }
+
   /** R1 Coder's status bar item (its id is `<extension id>.r1.status`). */
   statusItem(): Locator {
     return this.page.locator(`[id="${EXTENSION_ID}.r1.status"]`);

@@ -141,14 +141,26 @@ test('a fix with two hunks: Accept one, then Reject the rest; the file holds exa
     await ex.locator('.proposal').scrollIntoViewIfNeeded();
     await e2e.screenshot('two-hunks');
 
-    // Accept the second hunk (the mean) only.
-    await ex.locator('.d-hunk[data-hunk="1"] vscode-button.hk-accept').click();
+    // Accept the second hunk (the mean) only, from the diff editor: the cursor on it, then the
+    // editor's own action "R1: Accept Change at Cursor".
+    await view.click(id, 'pr-review');
+    const diffEditor = e2e.page.locator('.part.editor .editor-group-container.active .monaco-diff-editor').first();
+    await diffEditor.waitFor({ state: 'visible', timeout: 15_000 });
+    await diffEditor.locator('.editor.modified .view-lines').click();
+    await e2e.goTo(12, 5);
+    assert.equal(await e2e.page.locator('.editor-actions .action-label[aria-label^="Accept Change at Cursor"]').count(), 1, 'the action is in the diff editor\'s title bar');
+    await e2e.screenshot('diff-editor-actions');
+    await e2e.runCommand('R1: Accept Change at Cursor');
     const half = original.replace('const mean = total / count;', 'const mean = count === 0 ? 0 : total / count;');
     await e2e.until('the file on disk to hold the second change only', async () => readFileSync(e2e.workspaceFile(STATS_TS), 'utf8') === half, 15_000);
     const rest = await view.waitFor(id, 'the rest still proposed', (x) => x.proposalState === 'pending' && /One change was applied/.test(x.proposalMessage));
     assert.equal(rest.proposalState, 'pending');
     assert.equal(await ex.locator('.d-hunk').count(), 1, 'one hunk left');
+    // The diff editor follows: the accepted change is on both sides now.
+    await e2e.until('the diff editor to show the accepted change on both sides', async () => /const mean = count === 0/.test((await diffEditor.locator('.editor.original .view-lines').innerText()).replace(/\u00a0/g, ' ')), 15_000);
     await e2e.screenshot('one-hunk-accepted');
+    await e2e.runCommand('View: Close Editor');
+    await e2e.openFile(STATS_TS);
 
     await view.click(id, 'pr-reject');
     await view.waitFor(id, 'rejected', (x) => x.proposalState === 'rejected');
@@ -161,7 +173,7 @@ test('a fix with two hunks: Accept one, then Reject the rest; the file holds exa
   });
 });
 
-test('a cut-off answer proposes nothing, says why and offers Continue, which runs the fix again with twice the budget', async () => {
+test('a cut-off answer proposes nothing, says why and offers Continue, which runs the fix again with twice the budget; its proposal survives a window reload', async () => {
   await buildScriptedModel(SCRIPTED_MODEL);
   const { e2e, view } = await start('trust-cutoff', SCRIPTED_MODEL, { 'r1.generation.maxNewTokens': 100 });
   await e2e.step('cutoff', async () => {
@@ -190,5 +202,55 @@ test('a cut-off answer proposes nothing, says why and offers Continue, which run
     assert.equal(checked.check, 'Checked');
     assert.equal(checked.proposalState, 'pending');
     await e2e.screenshot('continued');
+
+    // A window reload keeps the pending proposal: Accept still applies it.
+    await e2e.reloadWindow();
+    await view.frame(true);
+    const kept = await view.waitFor(next, 'the proposal after the reload', (x) => x.proposalState !== undefined);
+    assert.equal(kept.proposalState, 'pending', JSON.stringify(kept));
+    assert.equal(kept.check, 'Checked');
+    await view.click(next, 'pr-accept');
+    await view.waitFor(next, 'accepted after the reload', (x) => x.proposalState === 'accepted');
+    await e2e.until('src/port.ts on disk to hold the fix', async () => readFileSync(e2e.workspaceFile('src/port.ts'), 'utf8').includes('throw new RangeError'), 15_000);
+    await e2e.screenshot('accepted-after-reload');
+  });
+});
+
+test('with repair rounds off, Accept of a fix with a new problem asks first and names it; "Apply Anyway" applies it', async () => {
+  const model = join(FIXTURES_DIR, 'scripted-repair');
+  await buildScriptedModel(model, { script: REPAIR_SCRIPT, alternate: { trigger: 'checked', script: REPAIRED_SCRIPT } });
+  const { e2e, view } = await start('trust-confirm', model, { 'r1.fix.repairRounds': 0 });
+  await e2e.step('confirm', async () => {
+    const original = readFileSync(e2e.workspaceFile(SUM_TS), 'utf8');
+    await e2e.openFile(SUM_TS);
+    await e2e.activeEditor().locator('.squiggly-error').first().waitFor({ state: 'visible', timeout: 60_000 });
+    const before = await view.ids();
+    await e2e.goTo(7, 11);
+    await e2e.runCommand('R1: Fix');
+    const id = await view.waitForNew(before);
+    const s = await view.waitFor(id, 'the check', (x) => x.check !== '' && x.check !== 'Checking…', 180_000);
+    assert.equal(s.check, '1 new problem');
+    assert.deepEqual(await view.ids(), [...before, id], 'no repair round');
+
+    await view.click(id, 'pr-accept');
+    const dialog = e2e.page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ state: 'visible', timeout: 15_000 });
+    const said = await dialog.innerText();
+    assert.match(said, /R1's check of this edit to src\/sum\.ts found 1 new problem\. Apply it anyway\?/);
+    assert.match(said, /line 7: Type 'string' is not assignable to type 'number'\./);
+    await e2e.screenshot('confirm-new-problem');
+    // Cancel first: nothing changes.
+    await e2e.page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached', timeout: 15_000 });
+    assert.equal((await view.snapshot(id)).proposalState, 'pending');
+    assert.equal(readFileSync(e2e.workspaceFile(SUM_TS), 'utf8'), original);
+
+    await view.click(id, 'pr-accept');
+    await dialog.waitFor({ state: 'visible', timeout: 15_000 });
+    await dialog.locator('.monaco-button', { hasText: 'Apply Anyway' }).click();
+    await view.waitFor(id, 'accepted', (x) => x.proposalState === 'accepted');
+    const start = original.indexOf('export function sum');
+    const end = original.indexOf('\n}\n', start) + 2;
+    await e2e.until('the file on disk to hold the fix', async () => readFileSync(e2e.workspaceFile(SUM_TS), 'utf8') === original.slice(0, start) + SUM_WITH_TYPE_ERROR + original.slice(end), 15_000);
   });
 });

@@ -46,16 +46,16 @@ export function fixBlockOf(
   filePath: string,
 ): { block: CodeBlock } | { none: string } {
   if (result.status === 'length') {
-    return { none: 'the answer was cut off by the token limit, so its code may be incomplete: no edit is proposed. Raise r1.generation.maxNewTokens, or ask a follow-up ("continue").' };
+    return { none: 'the answer was cut off by the token limit, so its code may be incomplete. Continue asks again with twice the token budget (r1.generation.maxNewTokens sets it).' };
   }
-  if (result.status !== 'complete') return { none: `the answer is ${result.status === 'cancelled' ? 'cancelled' : 'not complete'}, so no edit is proposed.` };
+  if (result.status !== 'complete') return { none: `the answer was ${result.status === 'cancelled' ? 'cancelled' : 'not completed'}, so its code may be incomplete.` };
   const block = pickFixBlock(result.codeBlocks, languageId, filePath);
   if (block) return { block };
   const unclosed = result.codeBlocks.some((b) => !b.closed);
   return {
     none: unclosed
-      ? 'the answer\'s code block never closes, so it may be incomplete: no edit is proposed.'
-      : `the answer holds no complete code block for ${filePath}, so there is no edit to propose. Read the answer in the Reasoning view.`,
+      ? 'the answer\'s code block never closes, so it may be incomplete.'
+      : `the answer holds no complete code block for ${filePath}.`,
   };
 }
 

@@ -124,9 +124,9 @@ describe('the proposed code of a fix', () => {
     const closed = [{ language: 'ts', code: 'const x = 1;', closed: true }];
     assert.deepEqual(fixBlockOf({ status: 'complete', codeBlocks: closed }, 'typescript', 'a.ts'), { block: closed[0] });
     const cut = fixBlockOf({ status: 'length', codeBlocks: closed }, 'typescript', 'a.ts');
-    assert.match('none' in cut ? cut.none : '', /cut off by the token limit.*no edit is proposed/);
+    assert.match('none' in cut ? cut.none : '', /cut off by the token limit, so its code may be incomplete\. Continue asks again with twice the token budget/);
     const cancelled = fixBlockOf({ status: 'cancelled', codeBlocks: closed }, 'typescript', 'a.ts');
-    assert.match('none' in cancelled ? cancelled.none : '', /cancelled, so no edit is proposed/);
+    assert.match('none' in cancelled ? cancelled.none : '', /the answer was cancelled, so its code may be incomplete/);
     const unclosed = fixBlockOf({ status: 'complete', codeBlocks: [{ language: 'ts', code: 'half', closed: false }] }, 'typescript', 'a.ts');
     assert.match('none' in unclosed ? unclosed.none : '', /never closes/);
   });

@@ -11,6 +11,8 @@ const expectedCommands: Record<string, string> = {
   'r1.fix': 'Fix',
   'r1.explain': 'Explain',
   'r1.acceptEdit': 'Accept Edit',
+  'r1.acceptChangeAtCursor': 'Accept Change at Cursor',
+  'r1.rejectChangeAtCursor': 'Reject Change at Cursor',
   'r1.rejectEdit': 'Reject Edit',
   'r1.cancel': 'Cancel',
   'r1.downloadModel': 'Download Model',
