@@ -12,32 +12,19 @@
  * Exit codes: 0 listed, 2 usage error.
  */
 import { existsSync } from 'node:fs';
-import { statfs } from 'node:fs/promises';
-import { freemem, totalmem } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SUPPORTED_TYPES } from '../engine/modelFolder';
-import { planProviders, probeExecutionProviders } from '../engine/providers';
-import type { ExecutionProvider } from '../engine/types';
+import { probeMachine, type MachineReport } from '../engine/machine';
+
+export type { MachineReport };
 import { type Catalogue, type CatalogueEntry, type DownloadState, downloadState, loadCatalogue, modelsDirCandidates } from '../install/catalogue';
-import { type EntryFit, type MachineFacts, gb, providerName, recommend } from '../install/recommend';
+import { type EntryFit, gb, providerName, recommend } from '../install/recommend';
 import type { CheckCudaOptions } from '../platform/cuda';
-import { queryNvidiaMemory } from '../platform/nvidiaSmi';
 import { UsageError } from './args';
 
 export interface ModelsArgs {
   json: boolean;
   modelsDir?: string;
-}
-
-/** The facts recommend() takes, plus what `r1 models` reports about where they come from. */
-export interface MachineReport extends Omit<MachineFacts, 'downloadedIds'> {
-  platform: NodeJS.Platform;
-  arch: string;
-  /** The NVIDIA GPU whose free memory is vramBytes, when measured. */
-  gpuName?: string;
-  /** Total memory of that GPU. */
-  vramTotalBytes?: number;
 }
 
 export interface ModelsIO {
@@ -79,45 +66,6 @@ export function resolveModelsDir(a: ModelsArgs, env: NodeJS.ProcessEnv): string 
   if (env.R1_MODELS_DIR) return resolve(env.R1_MODELS_DIR);
   const candidates = modelsDirCandidates(env);
   return candidates.find((d) => existsSync(d)) ?? candidates[0]!;
-}
-
-/** Free bytes on the file system of `dir`, or of its nearest existing parent. */
-async function freeDiskAt(dir: string): Promise<number> {
-  let d = dir;
-  for (;;) {
-    if (existsSync(d)) {
-      try {
-        const s = await statfs(d);
-        return Number(s.bavail) * Number(s.bsize);
-      } catch {
-        return 0;
-      }
-    }
-    const up = dirname(d);
-    if (up === d) return 0;
-    d = up;
-  }
-}
-
-/** This machine's facts (see the file comment). */
-export async function probeMachine(modelsDir: string, cudaCheck?: CheckCudaOptions): Promise<MachineReport> {
-  const probe = await probeExecutionProviders(cudaCheck);
-  const gpuProviders = planProviders('auto', probe).order.filter((p): p is ExecutionProvider => p !== 'cpu');
-  const report: MachineReport = {
-    platform: probe.platform,
-    arch: probe.arch,
-    freeRamBytes: freemem(),
-    totalRamBytes: totalmem(),
-    freeDiskBytes: await freeDiskAt(modelsDir),
-    gpuProviders,
-    supportedArchitectures: [...SUPPORTED_TYPES],
-  };
-  if (gpuProviders.includes('cuda')) {
-    const gpus = await queryNvidiaMemory();
-    const first = gpus?.[0];
-    if (first) Object.assign(report, { vramBytes: first.freeBytes, vramTotalBytes: first.totalBytes, gpuName: first.name });
-  }
-  return report;
 }
 
 interface Row {

@@ -64,7 +64,17 @@ export interface ModelDownloadProgress extends DownloadProgress {
 }
 
 export interface ModelDownloadOptions extends HubRepoOptions {
+  /** onnx-community layout: the variant whose graph to fetch. A genai folder holds one build: its variant is what it says. */
   variant: ModelVariant;
+  /**
+   * `onnx-community` (default): the base files and one variant's graph under `onnx/`. `genai`: every
+   * file of the folder (genai_config.json, the graph and its data, the tokenizer files).
+   */
+  layout?: 'onnx-community' | 'genai';
+  /** The repository folder holding the model ("" or absent: its top). Files keep their paths relative to it. */
+  subfolder?: string;
+  /** The catalogue entry this download is (written into the manifest). */
+  entryId?: string;
   /** The model folder to fill (created when missing). */
   destDir: string;
   onProgress?: (progress: ModelDownloadProgress) => void;
@@ -93,6 +103,11 @@ export interface DownloadManifest {
   commit?: string;
   hubUrl: string;
   variant: ModelVariant;
+  /** The repository folder the files came from, when not its top. */
+  subfolder?: string;
+  layout?: 'onnx-community' | 'genai';
+  /** The catalogue entry (src/install/catalogue.json) this folder is. */
+  entryId?: string;
   completedAt: string;
   totalBytes: number;
   files: ManifestFile[];
@@ -233,6 +248,28 @@ export function selectVariantFiles(entries: readonly HubTreeEntry[], variant: Mo
   return { files, absentOptional };
 }
 
+/** Files a genai folder needs, besides its graph(s). */
+const GENAI_REQUIRED = ['genai_config.json', 'tokenizer.json', 'tokenizer_config.json'] as const;
+
+/** Every file of a genai folder (the listing's paths relative to the folder, no deeper folders). */
+export function selectGenaiFiles(entries: readonly HubTreeEntry[], where = 'the repository'): VariantSelection {
+  const files = entries.filter((e) => !e.path.includes('/'));
+  const names = new Set(files.map((f) => f.path));
+  const missing = GENAI_REQUIRED.filter((n) => !names.has(n));
+  if (!files.some((f) => f.path.endsWith('.onnx'))) missing.push('a .onnx graph' as never);
+  if (missing.length > 0) {
+    throw new DownloadError('variant-unavailable', `${where} has no ${missing.join(', ')}, which an onnxruntime-genai model folder needs.`, 'Choose another catalogue entry, or check the hub URL setting.', {});
+  }
+  for (const f of files) checkSafePath(f.path);
+  return { files, absentOptional: [] };
+}
+
+/** The listing's entries under `subfolder`, with paths relative to it. */
+export function entriesUnder(entries: readonly HubTreeEntry[], subfolder: string | undefined): HubTreeEntry[] {
+  const prefix = subfolder ? `${subfolder.replace(/^\/+|\/+$/g, '')}/` : '';
+  return prefix === '' ? [...entries] : entries.filter((e) => e.path.startsWith(prefix)).map((e) => ({ ...e, path: e.path.slice(prefix.length) }));
+}
+
 function checkSafePath(p: string): void {
   const segs = p.split('/');
   if (p.startsWith('/') || segs.some((s) => s === '' || s === '.' || s === '..' || s.includes('\\'))) {
@@ -326,7 +363,9 @@ export async function downloadModel(options: ModelDownloadOptions): Promise<Mode
   const repo = options.repo ?? DEFAULT_MODEL_REPO;
   const revision = options.revision ?? DEFAULT_REVISION;
   const { destDir, variant, signal } = options;
-  const where = `${repo}@${revision}`;
+  const subfolder = options.subfolder?.replace(/^\/+|\/+$/g, '') || undefined;
+  const where = `${repo}@${revision}${subfolder ? ` (${subfolder})` : ''}`;
+  const remotePath = (path: string) => (subfolder ? `${subfolder}/${path}` : path);
   const net: NetworkOptions = {
     headers: authHeaders(options),
     signal,
@@ -337,15 +376,16 @@ export async function downloadModel(options: ModelDownloadOptions): Promise<Mode
     lookup: options.lookup,
   };
 
-  const entries = await listHubFiles({ ...net, hubUrl, repo, revision, headers: options.headers, token: options.token });
-  const { files, absentOptional } = selectVariantFiles(entries, variant, where);
+  const listed = await listHubFiles({ ...net, hubUrl, repo, revision, headers: options.headers, token: options.token });
+  const entries = entriesUnder(listed, subfolder);
+  const { files, absentOptional } = options.layout === 'genai' ? selectGenaiFiles(entries, where) : selectVariantFiles(entries, variant, where);
   const overallTotalBytes = files.reduce((n, f) => n + f.size, 0);
 
   // Which files are already complete? The previous manifest vouches for unchanged files of the
   // same size; other files of the right size are hashed.
   const previous = await readDownloadManifest(destDir);
   const vouched = new Map<string, ManifestFile>();
-  if (previous && previous.repo === repo) for (const f of previous.files) vouched.set(f.path, f);
+  if (previous && previous.repo === repo && previous.subfolder === subfolder) for (const f of previous.files) vouched.set(f.path, f);
   const done = new Map<string, ManifestFile>();
   for (const f of files) {
     if (signal?.aborted) throw new DownloadError('cancelled', 'The model download was cancelled.', 'Run it again to resume.', {});
@@ -378,7 +418,7 @@ export async function downloadModel(options: ModelDownloadOptions): Promise<Mode
     const before = overallDone;
     const r = await downloadFile({
       ...net,
-      url: hubResolveUrl(hubUrl, repo, revision, f.path),
+      url: hubResolveUrl(hubUrl, repo, revision, remotePath(f.path)),
       dest,
       label: f.path,
       expected: f.lfs ? { size: f.size, sha256: f.lfs.oid } : { size: f.size, gitBlobSha1: f.oid },
@@ -409,6 +449,9 @@ export async function downloadModel(options: ModelDownloadOptions): Promise<Mode
     ...(commit ? { commit } : {}),
     hubUrl,
     variant,
+    ...(subfolder ? { subfolder } : {}),
+    ...(options.layout ? { layout: options.layout } : {}),
+    ...(options.entryId ? { entryId: options.entryId } : {}),
     completedAt: new Date().toISOString(),
     totalBytes: overallTotalBytes,
     files: files.map((f) => done.get(f.path)!),

@@ -4,10 +4,12 @@
  * vscode-eslint does. The direction is written above each.
  */
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
+import type { MachineReport } from '../engine/machine';
 import type { ChatTurn, DiagnosticInfo, GenerationResult, ModelInfo, PromptKind } from '../engine/types';
 
 /** The engine's types that cross the wire; the client reaches them only through this file. */
 export type { ChatTurn, CodeBlock, DiagnosticInfo, GenerationResult, ModelInfo, ModelVariant, PromptKind } from '../engine/types';
+export type { MachineReport } from '../engine/machine';
 
 /** What the server is doing; shown by the client's status item. */
 export type ServerState =
@@ -210,6 +212,21 @@ export namespace ValidateModelRequest {
     modelDir: string;
   }
   export type Result = { ok: true; info: ModelInfo } | { ok: false; message: string; code?: string; file?: string };
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/**
+ * client → server: this machine's facts for choosing a model (free memory and disk, the GPU
+ * providers the engine would try, the architectures it runs). R1: Download Model feeds them to
+ * the catalogue's recommend().
+ */
+export namespace MachineRequest {
+  export const method = 'r1/machine' as const;
+  export interface Params {
+    /** Where models are stored: its free disk space counts. */
+    modelsDir: string;
+  }
+  export type Result = MachineReport;
   export const type = new RequestType<Params, Result, void>(method);
 }
 

@@ -19,12 +19,14 @@ import {
 } from 'vscode-languageserver/node';
 import { R1Engine } from '../engine';
 import { isModelError } from '../engine/errors';
+import { probeMachine } from '../engine/machine';
 import { isNotableFallback, type PlatformProbe } from '../engine/providers';
 import type { GenerationResult, ModelInfo, PromptKind, PromptRequest } from '../engine/types';
 import {
   AskRequest,
   ExplainRequest,
   FixRequest,
+  MachineRequest,
   ModelInfoRequest,
   PingRequest,
   ProviderFallbackNotification,
@@ -361,6 +363,8 @@ connection.onRequest(ValidateModelRequest.type, async ({ modelDir }) => {
     return { ok: false as const, message: e instanceof Error ? e.message : String(e) };
   }
 });
+
+connection.onRequest(MachineRequest.type, ({ modelsDir }) => probeMachine(modelsDir));
 
 connection.onRequest(ModelInfoRequest.type, async () => {
   if (host.loadedInfo) return host.loadedInfo;

@@ -211,6 +211,64 @@ describe('downloadModel against a loopback hub', () => {
   });
 });
 
+describe('a genai folder in a repository subfolder (onnxruntime/DeepSeek-R1-Distill-ONNX)', () => {
+  const GENAI_REPO = 'onnxruntime/DeepSeek-R1-Distill-ONNX';
+  const CPU = 'deepseek-r1-distill-qwen-1.5B/cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4';
+  const GPU = 'deepseek-r1-distill-qwen-1.5B/gpu/gpu-int4-rtn-block-32';
+  function genaiRepo(): Record<string, FakeHubFile> {
+    const files: Record<string, FakeHubFile> = { 'README.md': { body: Buffer.from('# genai\n') } };
+    for (const [dir, seed] of [
+      [CPU, 10],
+      [GPU, 20],
+    ] as const) {
+      files[`${dir}/genai_config.json`] = { body: Buffer.from(JSON.stringify({ model: { type: 'qwen2' } })) };
+      files[`${dir}/model.onnx`] = { body: bytes(30_000, seed), lfs: true };
+      files[`${dir}/model.onnx.data`] = { body: bytes(200_000, seed + 1), lfs: true };
+      files[`${dir}/tokenizer.json`] = { body: bytes(20_000, seed + 2) };
+      files[`${dir}/tokenizer_config.json`] = { body: Buffer.from('{}') };
+      files[`${dir}/special_tokens_map.json`] = { body: Buffer.from('{}') };
+    }
+    return files;
+  }
+
+  test('fetches only that folder, stores its files at the top of the model folder, and names the entry in the manifest', async () => {
+    server = await startLoopback();
+    const files = genaiRepo();
+    installFakeHub(server, { repo: GENAI_REPO, commit: COMMIT, files });
+    const destDir = join(tempDir(), 'DeepSeek-R1-Distill-Qwen-1.5B-cpu-int4');
+    const result = await downloadModel({ hubUrl: server.origin, repo: GENAI_REPO, variant: 'q4', layout: 'genai', subfolder: CPU, entryId: 'qwen-1.5b-genai-cpu', destDir });
+    const names = ['genai_config.json', 'model.onnx', 'model.onnx.data', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json'];
+    assert.deepEqual([...result.downloaded].sort(), names);
+    for (const n of names) assert.deepEqual(readFileSync(join(destDir, n)), files[`${CPU}/${n}`].body, n);
+    const requested = [...new Set(fileRequests(server, GENAI_REPO).map((r) => r.path))];
+    assert.ok(requested.every((p) => p.startsWith(`${CPU}/`)), `only the CPU folder: ${requested.join(', ')}`);
+    const manifest = await readDownloadManifest(destDir);
+    assert.equal(manifest?.subfolder, CPU);
+    assert.equal(manifest?.layout, 'genai');
+    assert.equal(manifest?.entryId, 'qwen-1.5b-genai-cpu');
+    assert.equal((await checkDownloadedModel(destDir, { deep: true })).complete, true);
+  });
+
+  test('a folder without genai_config.json is refused with what is missing', async () => {
+    server = await startLoopback();
+    const files = genaiRepo();
+    delete files[`${CPU}/genai_config.json`];
+    installFakeHub(server, { repo: GENAI_REPO, commit: COMMIT, files });
+    const e = await rejectsWith(downloadModel({ hubUrl: server.origin, repo: GENAI_REPO, variant: 'q4', layout: 'genai', subfolder: CPU, destDir: join(tempDir(), 'x') }), 'variant-unavailable');
+    assert.match(e.message, /has no genai_config\.json, which an onnxruntime-genai model folder needs/);
+  });
+
+  test('a folder larger than the free disk is refused before any byte is fetched', async () => {
+    server = await startLoopback();
+    const files = genaiRepo();
+    files[`${CPU}/model.onnx.data`] = { ...files[`${CPU}/model.onnx.data`], listedSize: 2 ** 52 };
+    installFakeHub(server, { repo: GENAI_REPO, commit: COMMIT, files });
+    const e = await rejectsWith(downloadModel({ hubUrl: server.origin, repo: GENAI_REPO, variant: 'q4', layout: 'genai', subfolder: CPU, destDir: join(tempDir(), 'big') }), 'disk-full');
+    assert.match(e.message, /The model needs [\d.]+ GB more in .*, but only [\d.]+ GB is free\./);
+    assert.deepEqual(fileRequests(server, GENAI_REPO), [], 'nothing was downloaded');
+  });
+});
+
 describe('variant file selection', () => {
   const entry = (path: string, lfs = false): HubTreeEntry => ({ type: 'file', path, size: 1, oid: '0'.repeat(40), ...(lfs ? { lfs: { oid: '0'.repeat(64), size: 1 } } : {}) });
   const base = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'].map((p) => entry(p));
