@@ -129,9 +129,26 @@ export class ModelCommands {
 
   /** Switches r1.model.path to a downloaded folder (the default folder is the empty setting). */
   private async use(dir: string, title: string): Promise<void> {
-    const config = vscode.workspace.getConfiguration('r1');
     const target = dir === defaultModelDir(this.context) ? '' : dir;
-    if (config.get<string>('model.path', '') !== target) await config.update('model.path', target, vscode.ConfigurationTarget.Global);
+    const current = () => vscode.workspace.getConfiguration('r1').get<string>('model.path', '');
+    if (current() !== target) {
+      // In a remote window the written value reaches this extension host a moment later: wait
+      // for it, so a request sent right after the message below already uses the new model.
+      const seen = new Promise<void>((resolve) => {
+        const sub = vscode.workspace.onDidChangeConfiguration(() => {
+          if (current() === target) {
+            sub.dispose();
+            resolve();
+          }
+        });
+        setTimeout(() => {
+          sub.dispose();
+          resolve();
+        }, 10_000);
+      });
+      await vscode.workspace.getConfiguration('r1').update('model.path', target, vscode.ConfigurationTarget.Global);
+      if (current() !== target) await seen;
+    }
     void vscode.window.showInformationMessage(`R1: ${title} is downloaded and in use. Try R1: Ask.`);
   }
 
