@@ -40,7 +40,7 @@ function layers() {
   return [
     restrict(['src/engine/**/*.ts'], [
       { group: editor, message: 'src/engine is inference under plain Node: no editor or LSP code.' },
-      { group: folders('client', 'server', 'protocol', 'cli', 'install', 'webview', 'serve'), message: 'src/engine imports only itself, src/platform and src/text.' },
+      { group: folders('client', 'server', 'protocol', 'cli', 'install', 'webview', 'serve', 'remote'), message: 'src/engine imports only itself, src/platform and src/text.' },
     ]),
     restrict(['src/client/**/*.ts'], [
       { group: folders('engine'), message: 'src/client never imports src/engine: wire types come through src/protocol, shared text rules from src/text.' },
@@ -59,6 +59,10 @@ function layers() {
     restrict(['src/serve/**/*.ts'], [
       { group: ['../engine/*', '../engine/**'], message: 'src/serve imports the engine only through its public index (../engine).' },
       { group: [...editor, ...folders('client', 'server', 'protocol', 'cli', 'install', 'webview')], message: 'src/serve is a plain-Node HTTP server over the engine: no editor code; the CLI wires it up.' },
+    ]),
+    restrict(['src/remote/**/*.ts'], [
+      { group: ['../engine/*', '../engine/**'], message: 'src/remote imports the engine only through its public index (../engine).' },
+      { group: [...editor, ...folders('client', 'server', 'protocol', 'cli', 'install', 'webview', 'serve')], message: 'src/remote is a plain-Node client of servers: no editor code; the language server and the CLI wire it up.' },
     ]),
     restrict(['src/platform/**/*.ts', 'src/text/**/*.ts'], [
       { group: ['../*', '../**'], message: 'src/platform and src/text import nothing else of src/: everything else may import them.' },

@@ -4,5 +4,9 @@ export type { EngineInternals } from './engine';
 export { ModelError, isModelError, describeError } from './errors';
 /** The model's own chat template over user/assistant turns (answers only), ending in `<think>\n`: `r1 serve` encodes a client's conversation with it. */
 export { renderChat } from './prompt';
+/** For clients of a server (src/remote): the same user turns as chat messages, and the same reasoning/answer split and code blocks. */
+export { buildMessages, estimateTokens, type FittedMessages } from './prompt';
+export { ReasoningSplitter } from './reasoning';
+export { extractCodeBlocks } from './codeBlocks';
 export type { ModelErrorCode } from './errors';
 export * from './types';

@@ -1,6 +1,7 @@
 /**
  * Prompts for the R1 distills: the model's own chat template (rendered with @huggingface/jinja),
- * and the ask / fix / explain user turns, fitted into the context window.
+ * and the ask / fix / explain user turns, fitted into the context window; for a server that applies
+ * the template itself (src/remote), the same turns as chat messages (`buildMessages`).
  *
  * DeepSeek's advice for R1 distills is followed: no system prompt (every instruction is in the user
  * turn), the reply starts with "<think>\n", and earlier turns carry final answers only.
@@ -358,17 +359,60 @@ export function buildPrompt(
     );
   if (budget <= 0) throw tooLong(undefined);
 
-  const fast = fitPrompt(tokenizer, p, req.history ?? [], budget, chunkedEncoder(tokenizer));
+  const render = (turns: ChatTurn[]) => renderChat(tokenizer, turns);
+  const fast = fitPrompt(render, p, req.history ?? [], budget, chunkedEncoder(tokenizer));
   const ids = tokenizer.encode(fast.text);
   if (ids.length === fast.ids.length && ids.every((id, i) => id === fast.ids[i])) {
     if (ids.length > budget) throw tooLong(ids.length);
-    return { ...fast, ids };
+    return { text: fast.text, ids, userTurn: fast.userTurn, truncation: fast.truncation };
   }
   // The piecewise count disagreed with the tokenizer (a pre-tokenizer that joins text across
   // lines): fit again, encoding every candidate whole.
-  const exact = fitPrompt(tokenizer, p, req.history ?? [], budget, (text) => tokenizer.encode(text));
+  const exact = fitPrompt(render, p, req.history ?? [], budget, (text) => tokenizer.encode(text));
   if (exact.ids.length > budget) throw tooLong(exact.ids.length);
-  return exact;
+  return { text: exact.text, ids: exact.ids, userTurn: exact.userTurn, truncation: exact.truncation };
+}
+
+/** A conversation for a server that applies the chat template itself (see `buildMessages`). */
+export interface FittedMessages {
+  /** Earlier turns (assistant turns by their answer only), then the user turn. */
+  turns: ChatTurn[];
+  /** The last user turn: the same text `buildPrompt` would render for the same request. */
+  userTurn: string;
+  /** Tokens of `turns` as estimated here (the server's tokenizer is not at hand). */
+  estimatedTokens: number;
+  truncation: TruncationNote[];
+}
+
+/**
+ * Prompt tokens of chat text without the model's tokenizer: about three characters a token (code
+ * and English under Qwen's tokenizer run 3-4; the lower figure keeps the fit on the safe side).
+ */
+export function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 3);
+}
+
+/**
+ * The conversation `buildPrompt` would render, as chat messages for a server that applies the
+ * model's chat template itself: the same ask/fix/explain user turn, earlier turns by their answer
+ * only, and the same context drops to fit `contextWindow - maxNewTokens`, measured with
+ * `estimateTokens` (a server with a smaller window answers with its own error).
+ */
+export function buildMessages(req: PromptRequest, opts: { contextWindow: number; maxNewTokens: number }): FittedMessages {
+  const p = prepare(req);
+  const budget = Math.floor(opts.contextWindow) - Math.floor(opts.maxNewTokens);
+  if (budget <= 0) {
+    throw new ModelError(
+      'prompt-too-long',
+      `The context window (${opts.contextWindow} tokens) leaves no room for a prompt after reserving ${opts.maxNewTokens} tokens for the answer.`,
+      'Raise r1.generation.contextWindow (or lower r1.generation.maxNewTokens).',
+    );
+  }
+  // Each message costs a few tokens of the template's role markers.
+  const render = (turns: ChatTurn[]) => turns.map((t) => `<|${t.role}|>${t.role === 'assistant' ? answerOnly(t.content) : t.content}`).join('');
+  const fit = fitPrompt(render, p, req.history ?? [], budget, (text) => ({ length: estimateTokens(text) }));
+  const turns = fit.turns.map((t) => (t.role === 'assistant' ? { role: t.role, content: answerOnly(t.content) } : t));
+  return { turns, userTurn: fit.userTurn, estimatedTokens: fit.ids.length, truncation: fit.truncation };
 }
 
 /**
@@ -393,14 +437,17 @@ function chunkedEncoder(tokenizer: R1Tokenizer): (text: string) => number[] {
   };
 }
 
-/** Drops context until the prompt fits `budget` tokens as counted by `encode` (or nothing is left to drop). */
-function fitPrompt(
-  tokenizer: R1Tokenizer,
+/**
+ * Drops context until the conversation, as `render` writes it, fits `budget` tokens as counted by
+ * `encode` (or nothing is left to drop). `encode` may return token ids, or only a count.
+ */
+function fitPrompt<E extends { readonly length: number }>(
+  render: (turns: ChatTurn[]) => string,
   p: Prepared,
   turns: ChatTurn[],
   budget: number,
-  encode: (text: string) => number[],
-): FittedPrompt {
+  encode: (text: string) => E,
+): { text: string; ids: E; userTurn: string; turns: ChatTurn[]; truncation: TruncationNote[] } {
   // An assistant turn with no answer (cancelled while reasoning) says nothing: leave it out.
   let history = turns.filter((t) => t.role === 'user' || answerOnly(t.content) !== '');
   let keep = p.file?.total ?? 0;
@@ -409,8 +456,9 @@ function fitPrompt(
 
   const measure = () => {
     const userTurn = userMessage(p, keep, withExtra);
-    const text = renderChat(tokenizer, [...history, { role: 'user', content: userTurn }]);
-    return { text, ids: encode(text), userTurn };
+    const all: ChatTurn[] = [...history, { role: 'user', content: userTurn }];
+    const text = render(all);
+    return { text, ids: encode(text), userTurn, turns: all };
   };
   let cur = measure();
 
@@ -482,5 +530,5 @@ function fitPrompt(
     cur = next;
   }
 
-  return { text: cur.text, ids: cur.ids, userTurn: cur.userTurn, truncation };
+  return { text: cur.text, ids: cur.ids, userTurn: cur.userTurn, turns: cur.turns, truncation };
 }

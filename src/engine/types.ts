@@ -109,9 +109,37 @@ export interface GenerationStats {
   timeToFirstTokenMs: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
-  provider: ExecutionProvider;
-  variant: ModelVariant;
+  /** Where the tokens were generated: a provider of this machine, or `server` (then `server` says which). */
+  provider: ExecutionProvider | 'server';
+  /** The ONNX variant; `server` when a server generated them. */
+  variant: ModelVariant | 'server';
   thinkingBudgetHit: boolean;
+  /** Set when a server generated the answer (src/remote): which one, and which figures it reported. */
+  server?: ServerStats;
+}
+
+/** The kinds of server src/remote tells apart (by their model listing); `unknown` is any other OpenAI-compatible one. */
+export type ServerKind = 'vllm' | 'sglang' | 'llama.cpp' | 'ollama' | 'r1' | 'unknown';
+
+/** What a server run adds to GenerationStats. */
+export interface ServerStats {
+  /** The server's base URL as configured. */
+  url: string;
+  /** host[:port], for the status bar and the view. */
+  host: string;
+  model: string;
+  kind: ServerKind;
+  /** `openai`: POST /v1/chat/completions; `ollama`: Ollama's own POST /api/chat. */
+  api: 'openai' | 'ollama';
+  streamed: boolean;
+  /** Whether the server counted the reasoning tokens (usage) or R1 Coder estimated them (a streamed chunk per token, else the text's length). */
+  reasoningTokensFrom: 'server' | 'estimate';
+  /** Prompt and completion totals: the server's usage, or an estimate. */
+  tokensFrom: 'server' | 'estimate';
+  /** Time spent reasoning, ms, on this side's clock (first reasoning text to first answer text), else from the server's decode rate. */
+  reasoningMs: number;
+  /** The request field the thinking budget went in; absent when no budget was sent (see the result's notes). */
+  thinkingBudgetField?: string;
 }
 
 export interface GenerationResult {
@@ -129,7 +157,10 @@ export interface GenerationResult {
 }
 
 export interface TruncationNote {
-  /** e.g. 'turn', 'file-context', 'selection' */
+  /**
+   * e.g. 'turn', 'file-context', 'selection'; 'server' is not a drop but a note about a server run
+   * (a thinking budget it cannot enforce), with droppedTokens 0.
+   */
   part: string;
   droppedTokens: number;
   detail: string;
