@@ -11,6 +11,7 @@ export class UsageError extends Error {
 
 export const USAGE = `Usage:
   r1 ask  --model DIR [options] "question"
+  r1 ask  --server URL [--server-model M] [--server-api A] [--api-key-env VAR] [options] "question"
   r1 info --model DIR [--provider P] [--variant V] [--threads N] [--json]
   r1 install-cuda [--feed URL] [--check] [--json]
   r1 models [--models-dir DIR] [--json]
@@ -27,7 +28,12 @@ Options for ask:
   --seed S               seed for reproducible sampling
   --context-window N     prompt plus answer tokens (default 8192)
   --json                 print one JSON object {status, reasoning, answer, codeBlocks, stats}
-Options for both:
+  --server URL           ask a server instead of a local model: an OpenAI-compatible base
+                         (http://host:8000/v1 or http://host:8000) or Ollama (http://host:11434)
+  --server-model M       the model on the server (default: the first it lists)
+  --server-api A         auto | openai | ollama (default auto: the model listing decides)
+  --api-key-env VAR      send the key in environment variable VAR as a Bearer token
+Options for both (a local model):
   --provider P           auto | cuda | dml | coreml | webgpu | cpu (default auto)
   --variant V            auto | q4 | q4f16 | fp16 | fp32 | int8 | uint8 | quantized | bnb4 (default auto)
   --threads N            CPU intra-op threads (0: ONNX Runtime decides)
@@ -82,6 +88,16 @@ export interface AskArgs extends CommonArgs {
   topK?: number;
   seed?: number;
   contextWindow?: number;
+  /** Ask a server instead of loading --model (then `model` is ''). */
+  server?: ServerArgs;
+}
+
+export interface ServerArgs {
+  url: string;
+  model?: string;
+  api: 'auto' | 'openai' | 'ollama';
+  /** The environment variable that holds the API key. */
+  apiKeyEnv?: string;
 }
 
 export interface InfoArgs extends CommonArgs {
@@ -271,6 +287,10 @@ export function parseCli(argv: readonly string[]): CliArgs {
         variant: { type: 'string' },
         threads: { type: 'string' },
         'graph-opt': { type: 'string' },
+        server: { type: 'string' },
+        'server-model': { type: 'string' },
+        'server-api': { type: 'string' },
+        'api-key-env': { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -280,9 +300,10 @@ export function parseCli(argv: readonly string[]): CliArgs {
   }
   const v = parsed.values;
   if (v.help) return { command: 'help' };
-  if (!v.model) throw new UsageError('--model DIR is required');
+  const server = parseServerArgs(command, v);
+  if (!v.model && !server) throw new UsageError(command === 'ask' ? '--model DIR is required (or --server URL to ask a server)' : '--model DIR is required');
   const common: CommonArgs = {
-    model: v.model,
+    model: v.model ?? '',
     provider: oneOf('provider', v.provider, PROVIDERS, 'auto'),
     variant: oneOf('variant', v.variant, VARIANTS, 'auto'),
     threads: int('threads', v.threads, 0),
@@ -312,6 +333,29 @@ export function parseCli(argv: readonly string[]): CliArgs {
     topK: int('top-k', v['top-k'], 0),
     seed: int('seed', v.seed, 0),
     contextWindow: int('context-window', v['context-window'], 2),
+    ...(server ? { server } : {}),
   };
   return args;
+}
+
+/** --server and its companions (ask only); undefined without --server. */
+function parseServerArgs(command: 'ask' | 'info', v: Record<string, string | boolean | undefined>): ServerArgs | undefined {
+  const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const url = str('server');
+  if (url === undefined) {
+    for (const opt of ['server-model', 'server-api', 'api-key-env']) if (v[opt] !== undefined) throw new UsageError(`--${opt} needs --server URL`);
+    return undefined;
+  }
+  if (command !== 'ask') throw new UsageError('--server applies to ask, not info');
+  if (url.trim() === '') throw new UsageError('--server must not be empty');
+  if (v.model !== undefined) throw new UsageError('--model and --server exclude each other: a local model, or a server');
+  for (const opt of ['provider', 'variant', 'threads', 'graph-opt']) if (v[opt] !== undefined) throw new UsageError(`--${opt} applies to a local model, not to --server`);
+  const keyEnv = str('api-key-env');
+  if (keyEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(keyEnv)) throw new UsageError(`--api-key-env takes the name of an environment variable, got "${keyEnv}"`);
+  return {
+    url: url.trim(),
+    model: str('server-model')?.trim() || undefined,
+    api: oneOf('server-api', str('server-api'), ['auto', 'openai', 'ollama'] as const, 'auto'),
+    apiKeyEnv: keyEnv,
+  };
 }

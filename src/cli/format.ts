@@ -1,5 +1,6 @@
 /** Human-readable text for `r1 info` and the stats line of `r1 ask`. */
 import type { GenerationResult, ModelInfo, TensorSignature } from '../engine/types';
+import { KIND_LABELS } from '../remote';
 
 function shape(s: TensorSignature): string {
   return `${s.dtype}[${s.shape.join(', ')}]`;
@@ -57,9 +58,12 @@ export function formatInfo(info: ModelInfo): string {
 
 export function formatStats(r: GenerationResult, color: boolean): string {
   const s = r.stats;
+  // A server's figures it did not report are estimates: marked with ~.
+  const est = (from: 'server' | 'estimate' | undefined) => (from === 'estimate' ? '~' : '');
+  const where = s.server ? `${s.server.model} on ${KIND_LABELS[s.server.kind]} at ${s.server.host}` : `${s.variant} on ${s.provider}`;
   const text =
-    `${r.status}: ${s.promptTokens} prompt tokens${s.reusedPromptTokens > 0 ? ` (${s.reusedPromptTokens} reused from the previous request)` : ''}, ${s.reasoningTokens} reasoning + ${s.answerTokens} answer tokens; ` +
+    `${r.status}: ${est(s.server?.tokensFrom)}${s.promptTokens} prompt tokens${s.reusedPromptTokens > 0 ? ` (${s.reusedPromptTokens} ${s.server ? 'cached by the server' : 'reused from the previous request'})` : ''}, ${est(s.server?.reasoningTokensFrom)}${s.reasoningTokens} reasoning + ${est(s.server?.tokensFrom)}${s.answerTokens} answer tokens; ` +
     `first token ${Math.round(s.timeToFirstTokenMs)} ms, prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s; ` +
-    `${s.variant} on ${s.provider}${s.thinkingBudgetHit ? '; thinking budget reached' : ''}`;
+    `${where}${s.thinkingBudgetHit ? '; thinking budget reached' : ''}`;
   return color ? `\x1b[2m${text}\x1b[22m` : text;
 }
