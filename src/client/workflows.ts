@@ -459,8 +459,8 @@ export class Workflows implements vscode.Disposable {
     const snapshot = this.sent.get(id)?.snapshot;
     if (!snapshot) throw new Error('R1 no longer knows where the explained code is (the window was reloaded). Select the code and run Explain again.');
     const document = await vscode.workspace.openTextDocument(snapshot.uri);
-    const anchor = reanchor(snapshot, document.version, document.getText());
-    if (anchor.kind === 'refused') throw new Error(anchor.reason.replace('this proposal replaces', 'this answer explains'));
+    const anchor = reanchor(snapshot, document.version, document.getText(), 'code this answer explains');
+    if (anchor.kind === 'refused') throw new Error(anchor.reason);
     const line = document.positionAt(anchor.offset).line;
     const indent = /^[ \t]*/.exec(document.lineAt(line).text)![0];
     const edit = new vscode.WorkspaceEdit();

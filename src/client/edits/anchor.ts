@@ -25,8 +25,11 @@ function occurrences(text: string, needle: string, limit: number): number[] {
   return found;
 }
 
-/** Finds where `anchor.original` is in the document now (`version`, `text`). */
-export function reanchor(anchor: ProposalAnchor, version: number, text: string): AnchorResult {
+/**
+ * Finds where `anchor.original` is in the document now (`version`, `text`). `what` names that
+ * text in the refusals ("the code this proposal replaces").
+ */
+export function reanchor(anchor: ProposalAnchor, version: number, text: string, what = 'code this proposal replaces'): AnchorResult {
   const inPlace = text.startsWith(anchor.original, anchor.offset);
   if (version === anchor.version && inPlace) return { kind: 'unchanged', offset: anchor.offset };
   if (anchor.original.trim() === '') {
@@ -38,10 +41,10 @@ export function reanchor(anchor: ProposalAnchor, version: number, text: string):
   const hits = occurrences(text, anchor.original, 2);
   if (hits.length === 1) return { kind: 'moved', offset: hits[0] };
   if (hits.length === 0) {
-    return { kind: 'refused', reason: 'The code this proposal replaces was changed since it was computed. Nothing was applied; run the command again.' };
+    return { kind: 'refused', reason: `The ${what} was changed since it was computed. Nothing was applied; run the command again.` };
   }
   return {
     kind: 'refused',
-    reason: 'The document changed and the code this proposal replaces now appears more than once, so its place is ambiguous. Nothing was applied; run the command again.',
+    reason: `The document changed and the ${what} now appears more than once, so its place is ambiguous. Nothing was applied; run the command again.`,
   };
 }
