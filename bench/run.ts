@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: R1 Coder's engine against transformers.js and a bare onnxruntime-node loop on
+ * `npm run bench`: R1 Coder's engine against transformers.js, llama.cpp and a bare onnxruntime-node loop on
  * the same random-weight model folder (bench/model.ts) in one of the layouts people download, same
  * prompt tokens, greedy, the same number of new tokens with eos ignored. Each contender runs in its
  * own process (its peak RSS is its own); runs alternate A/B/C, A/B/C, ... and the figures are
@@ -7,7 +7,7 @@
  *
  *   npm run bench -- [--quick] [--layout onnx-community|genai|optimum] [--variant V] [--shape tiny|1.5b|7b]
  *                    [--provider cpu] [--runs N] [--new-tokens N] [--prompts 128,1024,4096]
- *                    [--contenders ours,transformers.js,bare-ort,linear-floor] [--engine '{"cpuThreads":2}']
+ *                    [--contenders ours,transformers.js,bare-ort,linear-floor,llama.cpp,llama.cpp-q4_k_m] [--engine '{"cpuThreads":2}']
  *                    [--out DIR] [--label TEXT] [--no-merge] [--external]
  *
  * Layouts (bench/model.ts; bench/NOTES.md "Layouts"): `onnx-community` (the default and the
@@ -17,7 +17,10 @@
  * Every contender runs the same file: transformers.js the folder's onnx/model_<variant>.onnx, ours
  * and the bare loop the prepared CPU copy of it, the linear floor the same shapes and weight layout.
  * transformers.js cannot load a genai folder (no config.json, no onnx/model_<dtype>.onnx): there it
- * is not started, and the results say so.
+ * is not started, and the results say so. llama.cpp (node-llama-cpp) decodes a GGUF of the same
+ * shapes and float weights (bench/ggufModel.ts), Q4_0 (`llama.cpp`, the file the ratios
+ * decodeVsLlamaCpp and ttft4096VsLlamaCpp name) and Q4_K_M (`llama.cpp-q4_k_m`, ratios suffixed
+ * Q4KM); the GGUFs are built into .cache/bench/gguf on first use.
  *
  * Without --quick: shape 1.5b, 2 runs, 64 new tokens, prompts 128/1024/4096, results in
  * bench/results.md and bench/results.json. With --quick: shape tiny unless --shape is given, 1 run,
@@ -33,13 +36,14 @@ import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { measureBandwidth, type BandwidthResult } from './bandwidth';
-import type { ContenderKind, ContenderParams, ContenderResult } from './contender';
+import { type ContenderKind, type ContenderParams, type ContenderResult, LLAMA_CPP_KINDS } from './contender';
+import { type GgufManifest, buildBenchGguf } from './ggufModel';
 import { BENCH_DIR, BENCH_LAYOUTS, BENCH_SHAPES, type BenchLayout, type BenchModelManifest, type BenchShape, LAYOUT_VARIANTS, buildBenchModel, DEFAULT_SEED, defaultVariant } from './model';
 import { R1Tokenizer } from '../src/engine/tokenizer';
 import type { GraphRewrites } from '../src/engine/graph/rewrites';
 import type { LoadOptions, ModelVariant, PreparedStep, ProviderPreference } from '../src/engine/types';
 
-const ALL: ContenderKind[] = ['ours', 'transformers.js', 'bare-ort', 'linear-floor'];
+const ALL: ContenderKind[] = ['ours', 'transformers.js', 'bare-ort', 'linear-floor', 'llama.cpp', 'llama.cpp-q4_k_m'];
 
 /** Why transformers.js is not started on a genai folder. */
 const TJS_GENAI = 'transformers.js cannot load an onnxruntime-genai folder: it reads config.json and onnx/model_<dtype>.onnx, and the folder has genai_config.json and model.onnx instead (the onnx-community layout is what it loads)';
@@ -217,6 +221,10 @@ interface RunJson {
   multiTokenSteps?: { ours?: boolean; bareOrt?: boolean };
   /** Set when the floor's grouping of the linear layers is not what the prepared copy reported. */
   floorMismatch?: string;
+  /** The GGUF files the llama.cpp contenders decoded, by file type (bench/ggufModel.ts). */
+  gguf?: Record<string, GgufManifest>;
+  /** How node-llama-cpp ran (threads, batch, context, flash attention, build), from the first llama.cpp run. */
+  llamaCpp?: ContenderResult['llamaCpp'];
   raw?: Record<string, ContenderResult[]>;
   wallSeconds: number;
 }
@@ -271,6 +279,12 @@ async function main(): Promise<void> {
     }
     return true;
   });
+  // llama.cpp decodes a GGUF of the same shapes and weights (bench/ggufModel.ts), one per file type.
+  const gguf: Record<string, GgufManifest> = {};
+  for (const k of contenders) {
+    const type = LLAMA_CPP_KINDS[k];
+    if (type && !gguf[type]) gguf[type] = await buildBenchGguf({ shape: a.shape, fileType: type, seed: a.seed, log });
+  }
   // Greedy picks among the ids the engine samples from (the logits may be wider than the tokenizer).
   const tokenizer = await R1Tokenizer.fromFolder(dir);
   const argmaxVocab = Math.min(manifest.spec.vocabSize, tokenizer.vocabSize);
@@ -297,6 +311,7 @@ async function main(): Promise<void> {
         cacheDir,
         engine: a.engine,
         rewrites: a.rewrites,
+        ...(LLAMA_CPP_KINDS[kind] ? { gguf: gguf[LLAMA_CPP_KINDS[kind]!]!.file } : {}),
       };
       const ts = performance.now();
       const r = await runChild(params, (a.shape === '7b' ? 120 : 40) * 60_000);
@@ -336,6 +351,14 @@ async function main(): Promise<void> {
   // Add the attention products every exact attention computes: the floor for the time to first token.
   const attn = floor?.attentionProductsMs?.[last]?.median;
   ratios[`floorWithAttentionTtft${last}VsTransformersJs`] = floor && tjs && attn !== undefined ? tjs.ttftMs[last]!.median / (floor.ttftMs[last]!.median + attn) : null;
+  // llama.cpp (Q4_0 is the file the ratios name; Q4_K_M's carry the suffix): above 1, ours is faster.
+  for (const [kind, suffix] of [['llama.cpp', ''], ['llama.cpp-q4_k_m', 'Q4KM']] as const) {
+    const l = summary[kind];
+    ratios[`decodeVsLlamaCpp${suffix}`] = ours && l ? ours.decodeTokensPerSecond.median / l.decodeTokensPerSecond.median : null;
+    for (const p of a.prompts) ratios[`ttft${p}VsLlamaCpp${suffix}`] = ours && l ? l.ttftMs[p]!.median / ours.ttftMs[p]!.median : null;
+    if (last !== 4096) ratios[`ttft4096VsLlamaCpp${suffix}`] = null;
+    ratios[`peakRssVsLlamaCpp${suffix}`] = ours && l ? ours.peakRssBytes.median / l.peakRssBytes.median : null;
+  }
   const rooflineStepMs = (manifest.weightBytesPerToken / bw.bestBytesPerSecond) * 1000;
   const roofline = {
     ...tag,
@@ -356,7 +379,13 @@ async function main(): Promise<void> {
     while (n < Math.min(p.length, q.length) && p[n] === q[n]) n++;
     return { same: n, of: Math.min(p.length, q.length) };
   };
-  const pairs = { oursVsBareOrt: pair('ours', 'bare-ort'), oursVsTransformersJs: pair('ours', 'transformers.js'), bareOrtVsTransformersJs: pair('bare-ort', 'transformers.js') };
+  const pairs = {
+    oursVsBareOrt: pair('ours', 'bare-ort'),
+    oursVsTransformersJs: pair('ours', 'transformers.js'),
+    bareOrtVsTransformersJs: pair('bare-ort', 'transformers.js'),
+    ...(results['llama.cpp'] ? { oursVsLlamaCpp: pair('ours', 'llama.cpp') } : {}),
+    ...(results['llama.cpp-q4_k_m'] ? { llamaCppQ4_0VsQ4KM: pair('llama.cpp', 'llama.cpp-q4_k_m') } : {}),
+  };
   const preparedSteps = results.ours?.[0]?.preparedSteps;
   // The floor groups the linear layers as the prepared copy should: say so when the copy did otherwise.
   const fusedInCopy = preparedSteps?.find((s) => s.step === 'fused matrix products')?.applied;
@@ -384,6 +413,7 @@ async function main(): Promise<void> {
     ...(preparedSteps ? { preparedSteps } : {}),
     multiTokenSteps: { ours: results.ours?.[0]?.multiTokenSteps, bareOrt: results['bare-ort']?.[0]?.multiTokenSteps },
     ...(floorMismatch ? { floorMismatch } : {}),
+    ...(Object.keys(gguf).length ? { gguf, llamaCpp: (results['llama.cpp'] ?? results['llama.cpp-q4_k_m'])?.[0]?.llamaCpp } : {}),
     raw: results,
     wallSeconds: (performance.now() - t0) / 1000,
   };
@@ -417,7 +447,8 @@ export function summaryLine(j: RunJson): string {
     `summary [${layoutTitle(j)}]`,
     `decode tok/s ${names.map((n) => `${n} ${fmt(j.contenders[n]!.decodeTokensPerSecond.median, 2)}`).join(', ')}`,
     `TTFT ${lp} s ${names.map((n) => `${n} ${fmt(j.contenders[n]!.ttftMs[lp]!.median / 1000, 2)}`).join(', ')}`,
-    `greedy tokens equal: ${[agree('oursVsBareOrt', 'ours=bare-ort'), agree('oursVsTransformersJs', 'ours=transformers.js')].filter(Boolean).join(', ') || 'n/a'}`,
+    `greedy tokens equal: ${[agree('oursVsBareOrt', 'ours=bare-ort'), agree('oursVsTransformersJs', 'ours=transformers.js'), agree('oursVsLlamaCpp', 'ours=llama.cpp')].filter(Boolean).join(', ') || 'n/a'}`,
+    ...(j.ratios.decodeVsLlamaCpp != null ? [`ours / llama.cpp Q4_0: decode ${fmt(j.ratios.decodeVsLlamaCpp, 2)}x, TTFT ${lp} ${fmt(j.ratios[`ttft${lp}VsLlamaCpp`] ?? NaN, 2)}x (above 1: ours faster)`] : []),
     ...(skipped.length ? [`not run: ${skipped.join(', ')}`] : []),
   ].join('; ');
 }
@@ -431,7 +462,7 @@ function attentionNote(j: RunJson, lp: number): string {
 /** results.md: every run of the file, the headline (onnx-community q4 at 1.5b) first. */
 export function renderMarkdown(j: ResultsJson): string {
   const runs = runsOf(j);
-  const lines = ['# Benchmark: R1 Coder engine vs transformers.js vs bare onnxruntime-node', ''];
+  const lines = ['# Benchmark: R1 Coder engine vs transformers.js vs bare onnxruntime-node vs llama.cpp', ''];
   if (runs.length > 1) {
     lines.push(`Runs in this file: ${runs.map((r) => `${layoutTitle(r)}${runKey(r) === HEADLINE ? ' (the headline)' : ''}`).join('; ')}.`, '');
   }
@@ -440,6 +471,61 @@ export function renderMarkdown(j: ResultsJson): string {
     '',
   );
   return `${lines.join('\n')}\n${runs.map((r) => renderRun(r, runs.length > 1 ? '## ' : '')).join('\n')}`;
+}
+
+const LLAMA: ReadonlyArray<readonly [string, string, string]> = [
+  ['llama.cpp', 'Q4_0', ''],
+  ['llama.cpp-q4_k_m', 'Q4_K_M', 'Q4KM'],
+];
+
+/** Which of ours and llama.cpp is ahead on one figure, and by how many times, in words. */
+function faster(what: string, oursV: number, llamaV: number, unit: string, d: number, lowerIsBetter: boolean, who: string): string {
+  const oursWins = lowerIsBetter ? oursV < llamaV : oursV > llamaV;
+  const x = Math.max(oursV, llamaV) / Math.min(oursV, llamaV);
+  return `${what}: ${oursWins ? 'ours' : who} by ${fmt(x, 2)}x (ours ${fmt(oursV, d)} ${unit}, ${who} ${fmt(llamaV, d)} ${unit})`;
+}
+
+/** The llama.cpp contenders: what they ran, the ratios, and in plain words where llama.cpp is faster. */
+function llamaCppSection(j: RunJson): string[] {
+  const out: string[] = [];
+  const ours = j.contenders.ours;
+  const present = LLAMA.filter(([k]) => j.contenders[k]);
+  const title = layoutTitle(j);
+  const lc = j.llamaCpp;
+  const files = present.map(([, t]) => {
+    const m = j.gguf![t]!;
+    return `${t} ${(m.fileBytes / 1e9).toFixed(3)} GB (${Object.entries(m.tensorTypes).map(([ty, c]) => `${c} ${ty}`).join(', ')}; ${(m.weightBytesPerToken / 1e9).toFixed(3)} GB read per token, ${fmt((((m.weightBytesPerToken / j.roofline.bandwidthBytesPerSecond) * 1000) / (j.contenders[LLAMA.find((l) => l[1] === t)![0]]?.stepMs.median ?? NaN)) * 100, 0)}% of the roofline)`;
+  });
+  out.push(
+    `llama.cpp: node-llama-cpp 3.21.1${lc ? ` (${lc.build.startsWith('prebuilt') ? 'its prebuilt' : 'a local'} llama.cpp ${lc.build.split(' ')[1] ?? ''} CPU binaries; ${lc.systemInfo.replace(/^CPU\s*:\s*/, '').replace(/\s*\|\s*$/, '').replace(/ = 1/g, '')}), ${lc.threads} threads, batch ${lc.batchSize}, context ${lc.contextSize}, flash attention ${lc.flashAttention}, ${lc.mmap ? 'file memory-mapped (its resident pages count in the peak RSS)' : 'no mmap'}` : ''}. It decodes a random-weight GGUF of the same shapes and the same float weights (bench/ggufModel.ts, R1-Distill's tokenizer in its metadata), quantized as llama-quantize would: ${files.join('; ')}. Same prompt tokens, greedy over the same ids, eos ignored.`,
+    '',
+  );
+  if (!ours) return out;
+  out.push(`| ours vs llama.cpp (${title}) | ${present.map(([, t]) => t).join(' | ')} | target |`);
+  out.push(`|---|${present.map(() => '---').join('|')}|---|`);
+  const r = j.ratios;
+  out.push(`| decode, ours / llama.cpp | ${present.map(([, , s]) => `${fmt(r[`decodeVsLlamaCpp${s}`] ?? NaN, 2)}x`).join(' | ')} | ≥ 1.0x (plain decode; with prompt lookup: issue 18) |`);
+  for (const p of j.args.prompts) out.push(`| TTFT ${p}, llama.cpp / ours | ${present.map(([, , s]) => `${fmt(r[`ttft${p}VsLlamaCpp${s}`] ?? NaN, 2)}x`).join(' | ')} | |`);
+  out.push(`| peak RSS, ours / llama.cpp | ${present.map(([, , s]) => fmt(r[`peakRssVsLlamaCpp${s}`] ?? NaN, 2)).join(' | ')} | |`);
+  out.push('');
+  for (const [k, t] of present) {
+    const l = j.contenders[k]!;
+    const who = `llama.cpp ${t}`;
+    const items = [
+      faster('decode', ours.decodeTokensPerSecond.median, l.decodeTokensPerSecond.median, 'tok/s', 2, false, who),
+      ...j.args.prompts.map((p) => faster(`TTFT ${p}`, ours.ttftMs[p]!.median / 1000, l.ttftMs[p]!.median / 1000, 's', 2, true, who)),
+      faster('peak RSS', ours.peakRssBytes.median / 2 ** 20, l.peakRssBytes.median / 2 ** 20, 'MiB', 0, true, who),
+    ];
+    const llamaWins = items.filter((x) => x.includes(`: ${who} by`));
+    out.push(
+      `**Where ${who} is ahead: ${llamaWins.length ? llamaWins.map((x) => x.split(' (')[0]!.replace(`: ${who} by `, ' by ')).join('; ') : 'nowhere'}.** Faster (smaller, for the RSS), figure by figure: ${items.join('; ')}.`,
+    );
+    out.push('');
+  }
+  const g = j.greedyAgreement;
+  const of = j.greedyCompared ?? {};
+  if (g.oursVsLlamaCpp != null) out.push(`Greedy tokens identical for the first ${g.oursVsLlamaCpp} of ${of.oursVsLlamaCpp ?? '?'} steps (ours vs llama.cpp Q4_0: the same float weights, quantized by each format's own rules, Q4_0's fp16 scales and activations in 8-bit blocks against ONNX Runtime's; random weights make near-ties that such differences flip).`);
+  return out;
 }
 
 /** Where the layout comes from, at this shape. */
@@ -532,6 +618,7 @@ export function renderRun(j: RunJson, heading = ''): string {
   const of = j.greedyCompared;
   const n = (k: string) => `${g[k] ?? 'n/a'}${of?.[k] != null ? ` of ${of[k]}` : ''}`;
   lines.push('');
+  if (j.gguf) lines.push(...llamaCppSection(j), '');
   lines.push(
     `Greedy tokens identical for the first ${n('oursVsBareOrt')} steps (ours vs bare ORT, same prepared file)${hasTjs ? `, ${n('oursVsTransformersJs')} (ours vs transformers.js, which computes MatMulNBits in float32: int8 rounding flips near-ties of random weights)` : ''}.`,
   );
