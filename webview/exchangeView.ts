@@ -360,8 +360,8 @@ export class ExchangeView {
     const start = r.runningSince;
     const parts: string[] = [];
     const total = r.reasoningTokens + r.answerTokens;
-    if (total > 0 || !isRunning(r)) parts.push(`${plural(total, 'token')} (${r.reasoningTokens.toLocaleString('en-US')} reasoning, ${r.answerTokens.toLocaleString('en-US')} answer)`);
     const s = r.stats;
+    if (total > 0 || !isRunning(r)) parts.push(`${s?.estimated ? '~' : ''}${plural(total, 'token')} (${r.reasoningTokens.toLocaleString('en-US')} reasoning, ${r.answerTokens.toLocaleString('en-US')} answer)`);
     if (s?.tokensPerSecond !== undefined) parts.push(`${s.tokensPerSecond.toFixed(1)} tok/s`);
     else if (start !== undefined && isRunning(r) && total > 0 && now > start) parts.push(`${(total / ((now - start) / 1000)).toFixed(1)} tok/s`);
     if (s?.provider) parts.push(s.variant ? `${s.provider} · ${s.variant}` : s.provider);
@@ -370,7 +370,8 @@ export class ExchangeView {
       parts.push(`prompt ${s.promptTokens.toLocaleString('en-US')}${reused}`);
     }
     if (start !== undefined) parts.push(formatDuration((r.finishedAt ?? now) - start));
-    const notes = (r.truncation ?? []).map((t) => h('li', null, `To fit the context window, ${t.detail} (${plural(t.droppedTokens, 'token')} dropped).`));
+    // A 'server' note is no drop: it says what a server could not do (a thinking budget it does not enforce).
+    const notes = (r.truncation ?? []).map((t) => h('li', null, t.part === 'server' ? t.detail : `To fit the context window, ${t.detail} (${plural(t.droppedTokens, 'token')} dropped).`));
     this.statsEl.hidden = parts.length === 0 && notes.length === 0;
     const line = h('span', { class: 'st-line' });
     parts.forEach((part, i) => line.append(...(i ? [' · '] : []), h('span', { class: 'st-part' }, part)));

@@ -6,9 +6,11 @@ import type { GpuSupport } from './gpu';
 import type { ModelCommands } from './models';
 import type { ProposalStore } from './proposals';
 import type { R1Server } from './server';
+import { setServerApiKey } from './serverKey';
 import type { TargetArgs, Workflows } from './workflows';
 
 export interface CommandContext {
+  context: vscode.ExtensionContext;
   server: R1Server;
   log: vscode.LogOutputChannel;
   workflows: Workflows;
@@ -33,7 +35,8 @@ export type CommandId =
   | 'r1.selectModel'
   | 'r1.showLog'
   | 'r1.restartServer'
-  | 'r1.installCudaSupport';
+  | 'r1.installCudaSupport'
+  | 'r1.setServerApiKey';
 
 function targetArgs(arg: unknown): TargetArgs | undefined {
   return typeof arg === 'object' && arg !== null && typeof (arg as TargetArgs).uri === 'string' ? (arg as TargetArgs) : undefined;
@@ -61,6 +64,7 @@ export const commands: Record<CommandId, Handler> = {
   'r1.selectModel': ({ models }) => models.select(),
   'r1.showLog': ({ log }) => log.show(),
   'r1.installCudaSupport': ({ gpu }) => gpu.installCuda(),
+  'r1.setServerApiKey': ({ context, server, log }) => setServerApiKey(context, server, log),
   'r1.restartServer': async ({ server, log }) => {
     try {
       await server.restart();

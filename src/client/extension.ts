@@ -39,7 +39,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.languages.registerCodeActionsProvider([{ scheme: 'file' }, { scheme: 'untitled' }], new R1CodeActions(), {
       providedCodeActionKinds: R1CodeActions.kinds,
     }),
-    ...registerCommands({ server, log, workflows, proposals, models, gpu }),
+    ...registerCommands({ context, server, log, workflows, proposals, models, gpu }),
   );
   log.info(`R1 Coder ${String(context.extension.packageJSON.version)} activated.`);
 }

@@ -10,6 +10,13 @@ export function providerLabel(provider: string): string {
   return PROVIDERS[provider] ?? provider;
 }
 
+const SERVER_KINDS: Record<string, string> = { vllm: 'vLLM', sglang: 'SGLang', 'llama.cpp': 'llama.cpp', ollama: 'Ollama', r1: 'r1 serve' };
+
+/** "vLLM", "Ollama", …; any other server as "an OpenAI-compatible server". */
+export function serverKindLabel(kind: string): string {
+  return SERVER_KINDS[kind] ?? 'an OpenAI-compatible server';
+}
+
 /** "1.97 GB", "12.3 MB", "512 kB", "80 B". */
 export function formatBytes(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;

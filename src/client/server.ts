@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import {
   CloseAction,
+  DidChangeConfigurationNotification,
   ErrorAction,
   LanguageClient,
   State,
@@ -16,7 +17,8 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
-import { PingRequest, ProviderFallbackNotification, RequestProgressNotification, StateNotification, StreamNotification, type ServerState } from '../protocol/server';
+import { PingRequest, ProviderFallbackNotification, RequestProgressNotification, ServerApiKeyRequest, StateNotification, StreamNotification, type ServerState } from '../protocol/server';
+import { serverKeySecret } from './serverKey';
 
 /** How many crashes within `CRASH_WINDOW_MS` we restart from before giving up and asking the user. */
 const MAX_RESTARTS = 5;
@@ -91,6 +93,11 @@ export class R1Server implements vscode.Disposable {
     this.setState({ kind: 'stopped' });
   }
 
+  /** Tells a running server that settings it reads changed (an API key was stored): it probes the server again. */
+  settingsChanged(): void {
+    if (this.client?.state === State.Running) void this.client.sendNotification(DidChangeConfigurationNotification.type, { settings: null });
+  }
+
   dispose(): void {
     void this.stop();
     this.stateEmitter.dispose();
@@ -129,6 +136,8 @@ export class R1Server implements vscode.Disposable {
     client.onNotification(StreamNotification.type, (p) => this.streamEmitter.fire(p));
     client.onNotification(RequestProgressNotification.type, (p) => this.progressEmitter.fire(p));
     client.onNotification(ProviderFallbackNotification.type, (p) => this.fallbackEmitter.fire(p));
+    // The key for a server (r1.backend "server"), from SecretStorage, for the origin it was stored for only.
+    client.onRequest(ServerApiKeyRequest.type, async ({ origin }) => ({ apiKey: (await this.context.secrets.get(serverKeySecret(origin))) ?? undefined }));
     this.log.info(`Starting the R1 server: ${module}`);
     await client.start();
     return client;
@@ -156,7 +165,7 @@ export class R1Server implements vscode.Disposable {
 }
 
 /** Settings a workspace may not choose while it is untrusted: only the user's own values count. */
-const RESTRICTED = ['model.path', 'executionProvider'] as const;
+const RESTRICTED = ['model.path', 'executionProvider', 'backend', 'server.url'] as const;
 
 /**
  * Answers the server's `workspace/configuration` pulls. In an untrusted workspace the

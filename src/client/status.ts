@@ -1,7 +1,13 @@
 /** The status bar item that always says what the R1 server is doing and where the model runs. */
 import * as vscode from 'vscode';
-import { providerLabel } from './labels';
+import type { RemoteServerInfo } from '../protocol/server';
+import { providerLabel, serverKindLabel } from './labels';
 import type { ClientState } from './server';
+
+/** "gpu-box:8000 · DeepSeek-R1-Distill-Qwen-32B": the host and the model's last path part. */
+function serverLabel(s: RemoteServerInfo): string {
+  return `${s.host} · ${s.model.split('/').pop() || s.model}`;
+}
 
 export function describeState(state: ClientState): { text: string; tooltip: string; error: boolean } {
   switch (state.kind) {
@@ -20,6 +26,13 @@ export function describeState(state: ClientState): { text: string; tooltip: stri
         error: false,
       };
     case 'ready':
+      if (state.server) {
+        return {
+          text: `$(cloud) R1: ${serverLabel(state.server)}`,
+          tooltip: `R1 Coder: ${state.server.model} on ${serverKindLabel(state.server.kind)} at ${state.server.url}${state.server.api === 'ollama' ? " (Ollama's /api/chat)" : ''}. No model runs on this machine (r1.backend is "server").`,
+          error: false,
+        };
+      }
       return {
         text: `$(check) R1: ${providerLabel(state.provider)}`,
         tooltip:
@@ -30,6 +43,13 @@ export function describeState(state: ClientState): { text: string; tooltip: stri
     case 'generating': {
       const speed = state.tokensPerSecond !== undefined ? ` ${state.tokensPerSecond.toFixed(1)} tok/s` : '';
       const queued = state.queued > 0 ? ` (+${state.queued} queued)` : '';
+      if (state.server) {
+        return {
+          text: `$(sync~spin) R1: ${serverLabel(state.server)}${speed}${queued}`,
+          tooltip: `R1 Coder: ${state.server.model} is generating on ${serverKindLabel(state.server.kind)} at ${state.server.url}.`,
+          error: false,
+        };
+      }
       return {
         text: `$(sync~spin) R1: ${providerLabel(state.provider)}${speed}${queued}`,
         tooltip: `R1 Coder: generating on ${providerLabel(state.provider)}.`,

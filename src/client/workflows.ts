@@ -301,11 +301,15 @@ export class Workflows implements vscode.Disposable {
           answerTokens: result.stats.answerTokens,
           tokensPerSecond: result.stats.decodeTokensPerSecond,
           timeToFirstTokenMs: result.stats.timeToFirstTokenMs,
-          provider: result.stats.provider,
-          variant: result.stats.variant,
+          // A server run: its host and model where a local one shows provider and variant.
+          provider: result.stats.server?.host ?? result.stats.provider,
+          variant: result.stats.server?.model ?? result.stats.variant,
+          ...(result.stats.server?.reasoningTokensFrom === 'estimate' ? { estimated: true } : {}),
         },
       });
-      if (result.truncation.length > 0) this.log.info(`Request ${id}: dropped to fit the context window: ${result.truncation.map((t) => t.detail).join('; ')}`);
+      const drops = result.truncation.filter((t) => t.part !== 'server');
+      if (drops.length > 0) this.log.info(`Request ${id}: dropped to fit the context window: ${drops.map((t) => t.detail).join('; ')}`);
+      for (const t of result.truncation) if (t.part === 'server') this.log.info(`Request ${id}: ${t.detail}`);
       return result;
     } catch (e) {
       this.onRequestFailed(id, e, source.token.isCancellationRequested);
@@ -322,7 +326,7 @@ export class Workflows implements vscode.Disposable {
       return;
     }
     const message = e instanceof Error ? e.message : String(e);
-    const fromServer = e instanceof ResponseError && (e.code === R1ErrorCodes.NoModel || e.code === R1ErrorCodes.ModelError);
+    const fromServer = e instanceof ResponseError && (e.code === R1ErrorCodes.NoModel || e.code === R1ErrorCodes.ModelError || e.code === R1ErrorCodes.ServerError);
     // Otherwise the connection closed under the request (jsonrpc's "Pending response rejected since
     // connection got disposed"): the view says what that means, as the notification below does.
     this.view.finishExchange(id, {
@@ -333,6 +337,18 @@ export class Workflows implements vscode.Disposable {
       void vscode.window.showWarningMessage(`R1: ${message}`, 'Download Model', 'Choose Folder').then((pick) => {
         if (pick === 'Download Model') void vscode.commands.executeCommand('r1.downloadModel');
         else if (pick === 'Choose Folder') void vscode.commands.executeCommand('r1.selectModel');
+      });
+      return;
+    }
+    if (e instanceof ResponseError && e.code === R1ErrorCodes.ServerError) {
+      // r1.backend "server": the message names the server and what to do; the buttons do it.
+      const code = (e.data as GenerateError | undefined)?.code;
+      this.log.error(`Request ${id} failed on the server${code ? ` (${code})` : ''}: ${message}`);
+      const fix = code === 'auth' ? 'Set API Key' : ['unreachable', 'unknown-model', 'not-found', 'not-configured'].includes(code ?? '') ? 'Open Settings' : undefined;
+      void vscode.window.showErrorMessage(`R1: ${message}`, ...(fix ? [fix] : []), 'Show Log').then((pick) => {
+        if (pick === 'Set API Key') void vscode.commands.executeCommand('r1.setServerApiKey');
+        else if (pick === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'r1.server');
+        else if (pick === 'Show Log') this.log.show();
       });
       return;
     }

@@ -25,9 +25,23 @@ export type ServerState =
       model: string;
       /** GPU providers auto mode tried (or found broken) before the one in use, with the reason. */
       fallbacks?: ProviderFallback[];
+      /** Set when r1.backend is `server`: the server answers instead of a local model. */
+      server?: RemoteServerInfo;
     }
-  | { kind: 'generating'; provider: string; tokensPerSecond?: number; queued: number }
+  | { kind: 'generating'; provider: string; tokensPerSecond?: number; queued: number; server?: RemoteServerInfo }
   | { kind: 'error'; message: string };
+
+/** The server R1 Coder talks to when r1.backend is `server`. */
+export interface RemoteServerInfo {
+  url: string;
+  /** host[:port]. */
+  host: string;
+  model: string;
+  /** vllm, sglang, llama.cpp, ollama, r1 or unknown. */
+  kind: string;
+  /** `openai` or `ollama` (Ollama's own /api/chat). */
+  api: string;
+}
 
 /** A GPU provider that auto mode could not use, and why. */
 export interface ProviderFallback {
@@ -160,8 +174,8 @@ function generateRequest(kind: PromptKind) {
 
 /** Error data attached to a failed generate request, so the client can offer the right action. */
 export interface GenerateError {
-  kind: 'no-model' | 'model-error' | 'internal';
-  /** ModelError code when kind is 'model-error'. */
+  kind: 'no-model' | 'model-error' | 'internal' | 'remote';
+  /** ModelError code when kind is 'model-error'; the RemoteError code (unreachable, auth, unknown-model, …) when kind is 'remote'. */
   code?: string;
   file?: string;
 }
@@ -237,8 +251,26 @@ export namespace ModelInfoRequest {
   export const type = new RequestType<void, Result, void>(method);
 }
 
+/**
+ * server → client: the API key for a server (r1.backend `server`), from VS Code's SecretStorage.
+ * Asked before each server run, for the origin (scheme://host:port) of r1.server.url: a key is
+ * only ever sent to the origin it was stored for. No key: `{}`.
+ */
+export namespace ServerApiKeyRequest {
+  export const method = 'r1/serverApiKey' as const;
+  export interface Params {
+    origin: string;
+  }
+  export interface Result {
+    apiKey?: string;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
 /** Error codes of r1/* requests (JSON-RPC server-defined range). */
 export const R1ErrorCodes = {
   NoModel: -32001,
   ModelError: -32002,
+  /** r1.backend is `server` and the server could not answer (data: GenerateError with kind 'remote'). */
+  ServerError: -32003,
 } as const;

@@ -136,8 +136,10 @@ export interface ExchangeStats {
   timeToFirstTokenMs?: number;
   /** Execution provider really used (`cpu`, `cuda`, …). */
   provider?: string;
-  /** ONNX variant (`q4`, …). */
+  /** ONNX variant (`q4`, …); for a server run, the model. */
   variant?: string;
+  /** The token counts are estimates (a server that does not report its reasoning tokens). */
+  estimated?: boolean;
 }
 
 /** What the prompt builder dropped to fit the context window. */

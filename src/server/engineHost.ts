@@ -26,6 +26,12 @@ export interface ServerSettings {
   temperature: number;
   topP: number;
   contextWindow: number;
+  /** r1.backend: `local` runs the model here; `server` asks r1.server.url and never loads it. */
+  backend: 'local' | 'server';
+  serverUrl: string;
+  /** '' : the first model the server lists. */
+  serverModel: string;
+  serverApi: 'auto' | 'openai' | 'ollama';
 }
 
 /** Thrown when no model folder is configured or the configured one does not exist. */

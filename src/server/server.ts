@@ -21,7 +21,7 @@ import { R1Engine } from '../engine';
 import { isModelError } from '../engine/errors';
 import { probeMachine } from '../engine/machine';
 import { isNotableFallback, type PlatformProbe } from '../engine/providers';
-import type { GenerationResult, ModelInfo, PromptKind, PromptRequest } from '../engine/types';
+import type { GenerateOptions, GenerationResult, ModelInfo, PromptKind, PromptRequest } from '../engine/types';
 import {
   AskRequest,
   ExplainRequest,
@@ -32,6 +32,7 @@ import {
   ProviderFallbackNotification,
   R1ErrorCodes,
   RequestProgressNotification,
+  ServerApiKeyRequest,
   StateNotification,
   StreamNotification,
   ValidateModelRequest,
@@ -40,9 +41,12 @@ import {
   type GenerateResult,
   type InitializationOptions,
   type ProviderFallback,
+  type RemoteServerInfo,
   type ServerState,
 } from '../protocol/server';
+import { isRemoteError, type RemoteTarget } from '../remote';
 import { CANCELLED_BEFORE_START, EngineHost, NoModelError, type ServerSettings } from './engineHost';
+import { RemoteHost, serverInfo } from './remote';
 import { sanitizeSettings } from './settings';
 
 const startedAt = Date.now();
@@ -153,6 +157,27 @@ const host = new EngineHost(loadEngine, {
   },
 });
 
+/** r1.backend `server`: the server of r1.server.url answers; the local model is never loaded. */
+const remote = new RemoteHost({
+  apiKey: async (origin) => (await connection.sendRequest(ServerApiKeyRequest.type, { origin })).apiKey || undefined,
+  info: (m) => connection.console.info(m),
+  warn: (m) => connection.console.warn(m),
+});
+
+function remoteReady(t: RemoteTarget): ServerState {
+  const server = serverInfo(t);
+  return { kind: 'ready', provider: 'server', variant: 'server', model: server.model, server };
+}
+
+/** The status bar's word on the server: it is probed now, so a wrong URL or key shows before the first request. */
+function announceRemote(settings: ServerSettings): void {
+  setState({ kind: 'unloaded', message: `R1 Coder asks the server at ${settings.serverUrl || '(r1.server.url is empty)'}.` });
+  void remote.connect(settings).then(
+    (t) => setState(remoteReady(t)),
+    (e: unknown) => setState({ kind: 'error', message: e instanceof Error ? e.message : String(e) }),
+  );
+}
+
 async function pullSettings(): Promise<ServerSettings> {
   const raw: unknown = await connection.workspace.getConfiguration('r1');
   return sanitizeSettings(raw, (m) => connection.console.warn(m));
@@ -194,6 +219,10 @@ connection.onInitialized(() => {
 
 /** Before the first request: is there a model to load, and where. */
 function announceUnloaded(settings: ServerSettings): void {
+  if (settings.backend === 'server') {
+    announceRemote(settings);
+    return;
+  }
   try {
     const dir = resolveModelDir(settings);
     setState({ kind: 'unloaded', message: `The model in ${dir} loads on first use.` });
@@ -206,6 +235,12 @@ function announceUnloaded(settings: ServerSettings): void {
 connection.onDidChangeConfiguration(() => {
   void (async () => {
     const settings = await pullSettings();
+    if (settings.backend === 'server') {
+      // The server answers from now on: free the local model.
+      if (host.loadedInfo) await host.dispose();
+      announceRemote(settings);
+      return;
+    }
     let dir: string;
     try {
       dir = resolveModelDir(settings);
@@ -256,8 +291,8 @@ function toPromptRequest(kind: PromptKind, p: GenerateParams): PromptRequest {
   };
 }
 
-function emptyResult(status: GenerationResult['status']): GenerationResult {
-  const info = host.loadedInfo;
+function emptyResult(status: GenerationResult['status'], onServer = false): GenerationResult {
+  const info = onServer ? undefined : host.loadedInfo;
   return {
     status,
     reasoning: '',
@@ -272,8 +307,8 @@ function emptyResult(status: GenerationResult['status']): GenerationResult {
       timeToFirstTokenMs: 0,
       prefillTokensPerSecond: 0,
       decodeTokensPerSecond: 0,
-      provider: info?.provider ?? 'cpu',
-      variant: info?.variant ?? 'q4',
+      provider: onServer ? 'server' : (info?.provider ?? 'cpu'),
+      variant: onServer ? 'server' : (info?.variant ?? 'q4'),
       thinkingBudgetHit: false,
     },
   };
@@ -282,9 +317,65 @@ function emptyResult(status: GenerationResult['status']): GenerationResult {
 function toResponseError(e: unknown): ResponseError<GenerateError> {
   if (e instanceof NoModelError) return new ResponseError(R1ErrorCodes.NoModel, e.message, { kind: 'no-model' });
   if (isModelError(e)) return new ResponseError(R1ErrorCodes.ModelError, e.message, { kind: 'model-error', code: e.code, file: e.file });
+  if (isRemoteError(e)) {
+    connection.console.warn(`The server failed (${e.code}): ${e.message}`);
+    return new ResponseError(R1ErrorCodes.ServerError, e.message, { kind: 'remote', code: e.code });
+  }
   const message = e instanceof Error ? e.message : String(e);
   connection.console.error(`Request failed: ${e instanceof Error ? (e.stack ?? message) : message}`);
   return new ResponseError(R1ErrorCodes.ModelError, `R1 failed: ${message}`, { kind: 'internal' });
+}
+
+/** Streams a run's text to the client as r1/stream notifications, with the speed in the state every half second. */
+function streamer(requestId: string, generating: (tokensPerSecond: number | undefined) => ServerState): NonNullable<GenerateOptions['onEvent']> {
+  let reasoningTokens = 0;
+  let answerTokens = 0;
+  let firstAt = 0;
+  let lastStateAt = 0;
+  return (event) => {
+    if (event.kind === 'reasoning') reasoningTokens++;
+    else answerTokens++;
+    const now = Date.now();
+    firstAt ||= now;
+    void connection.sendNotification(StreamNotification.type, { requestId, kind: event.kind, text: event.text, reasoningTokens, answerTokens });
+    if (now - lastStateAt > 500) {
+      lastStateAt = now;
+      const seconds = (now - firstAt) / 1000;
+      setState(generating(seconds > 0.2 ? (reasoningTokens + answerTokens) / seconds : undefined));
+    }
+  };
+}
+
+/** One run on the server (r1.backend `server`), inside the host's queue. */
+async function runOnServer(requestId: string, kind: PromptKind, params: GenerateParams, settings: ServerSettings, signal: AbortSignal): Promise<GenerationResult> {
+  let server: RemoteServerInfo;
+  try {
+    server = serverInfo(await remote.connect(settings, signal));
+  } catch (e) {
+    if (signal.aborted) return emptyResult('cancelled', true);
+    setState({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
+    throw e;
+  }
+  void connection.sendNotification(RequestProgressNotification.type, { requestId, phase: 'running', provider: server.host });
+  const generating = (tokensPerSecond: number | undefined): ServerState => ({ kind: 'generating', provider: 'server', tokensPerSecond, queued: host.queuedIds.length, server });
+  setState(generating(undefined));
+  try {
+    const { result, target } = await remote.generate(settings, toPromptRequest(kind, params), {
+      maxNewTokens: requestedBudget(params.maxNewTokens) ?? settings.maxNewTokens,
+      thinkingBudget: settings.thinkingBudget > 0 ? settings.thinkingBudget : undefined,
+      temperature: settings.temperature,
+      topP: settings.topP,
+      contextWindow: settings.contextWindow,
+      signal,
+      onEvent: streamer(requestId, generating),
+    });
+    if (result.status === 'error') connection.console.warn(`Request ${requestId} ended with an error: ${result.error ?? 'unknown error'}`);
+    setState(target ? remoteReady(target) : { kind: 'ready', provider: 'server', variant: 'server', model: server.model, server });
+    return result;
+  } catch (e) {
+    setState({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
+    throw e;
+  }
 }
 
 async function generate(kind: PromptKind, params: GenerateParams, token: CancellationToken): Promise<GenerateResult | ResponseError<GenerateError>> {
@@ -293,6 +384,10 @@ async function generate(kind: PromptKind, params: GenerateParams, token: Cancell
   token.onCancellationRequested(() => controller.abort());
   try {
     const settings = await pullSettings();
+    if (settings.backend === 'server') {
+      const onServer = await host.enqueue(requestId, controller.signal, () => runOnServer(requestId, kind, params, settings, controller.signal));
+      return { ...(onServer === CANCELLED_BEFORE_START ? emptyResult('cancelled', true) : onServer), requestId };
+    }
     const modelDir = resolveModelDir(settings);
     const outcome = await host.enqueue(requestId, controller.signal, async () => {
       if (!host.loadedInfo || host.needsReload(settings, modelDir)) {
@@ -308,10 +403,6 @@ async function generate(kind: PromptKind, params: GenerateParams, token: Cancell
         loadProgress = undefined;
       }
       void connection.sendNotification(RequestProgressNotification.type, { requestId, phase: 'running', provider: engine.info.provider });
-      let reasoningTokens = 0;
-      let answerTokens = 0;
-      let firstAt = 0;
-      let lastStateAt = 0;
       return engine.generate(toPromptRequest(kind, params), {
         maxNewTokens: requestedBudget(params.maxNewTokens) ?? settings.maxNewTokens,
         thinkingBudget: settings.thinkingBudget > 0 ? settings.thinkingBudget : undefined,
@@ -319,19 +410,7 @@ async function generate(kind: PromptKind, params: GenerateParams, token: Cancell
         topP: settings.topP,
         contextWindow: settings.contextWindow,
         signal: controller.signal,
-        onEvent: (event) => {
-          if (event.kind === 'reasoning') reasoningTokens++;
-          else answerTokens++;
-          const now = Date.now();
-          firstAt ||= now;
-          void connection.sendNotification(StreamNotification.type, { requestId, kind: event.kind, text: event.text, reasoningTokens, answerTokens });
-          if (now - lastStateAt > 500) {
-            lastStateAt = now;
-            const seconds = (now - firstAt) / 1000;
-            const tokensPerSecond = seconds > 0.2 ? (reasoningTokens + answerTokens) / seconds : undefined;
-            setState({ kind: 'generating', provider: engine.info.provider, tokensPerSecond, queued: host.queuedIds.length });
-          }
-        },
+        onEvent: streamer(requestId, (tokensPerSecond) => ({ kind: 'generating', provider: engine.info.provider, tokensPerSecond, queued: host.queuedIds.length })),
       });
     });
     const result = outcome === CANCELLED_BEFORE_START ? emptyResult('cancelled') : outcome;
@@ -369,11 +448,15 @@ connection.onRequest(MachineRequest.type, ({ modelsDir }) => probeMachine(models
 connection.onRequest(ModelInfoRequest.type, async () => {
   if (host.loadedInfo) return host.loadedInfo;
   const settings = await pullSettings();
+  if (settings.backend === 'server') return null; // the server's model: nothing loads here
   const dir = resolveModelDir(settings);
   const engine = await host.enqueue('model-info', new AbortController().signal, () => host.engineFor(settings, dir));
   return engine === CANCELLED_BEFORE_START ? null : engine.info;
 });
 
-connection.onShutdown(() => host.dispose());
+connection.onShutdown(() => {
+  remote.dispose();
+  return host.dispose();
+});
 
 connection.listen();

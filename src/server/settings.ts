@@ -20,6 +20,10 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   temperature: 0.6,
   topP: 0.95,
   contextWindow: 8192,
+  backend: 'local',
+  serverUrl: '',
+  serverModel: '',
+  serverApi: 'auto',
 };
 
 function get(obj: unknown, path: string): unknown {
@@ -52,5 +56,9 @@ export function sanitizeSettings(raw: unknown, warn: (message: string) => void =
   pick('generation.temperature', isNum(0, 2, false), (v) => (s.temperature = v));
   pick('generation.topP', isNum(0.01, 1, false), (v) => (s.topP = v));
   pick('generation.contextWindow', isNum(1024, 131072, true), (v) => (s.contextWindow = v));
+  pick('backend', (v): v is ServerSettings['backend'] => v === 'local' || v === 'server', (v) => (s.backend = v));
+  pick('server.url', (v): v is string => typeof v === 'string', (v) => (s.serverUrl = v.trim()));
+  pick('server.model', (v): v is string => typeof v === 'string', (v) => (s.serverModel = v.trim()));
+  pick('server.api', (v): v is ServerSettings['serverApi'] => v === 'auto' || v === 'openai' || v === 'ollama', (v) => (s.serverApi = v));
   return s;
 }

@@ -20,6 +20,7 @@ const expectedCommands: Record<string, string> = {
   'r1.showLog': 'Show Log',
   'r1.restartServer': 'Restart Server',
   'r1.installCudaSupport': 'Install CUDA Support',
+  'r1.setServerApiKey': 'Set Server API Key',
 };
 
 const expectedSettings = [
@@ -37,6 +38,10 @@ const expectedSettings = [
   'r1.cuda.feedUrl',
   'r1.fix.repairRounds',
   'r1.fix.checkTimeoutMs',
+  'r1.backend',
+  'r1.server.url',
+  'r1.server.model',
+  'r1.server.api',
 ];
 
 test('identity: name, display name, main in dist/, an engines.vscode minimum', () => {
