@@ -212,7 +212,7 @@ describe('the server of r1.server.url', () => {
   });
 
   it('never loads the local model', async () => {
-    assert.equal(await server.connection.sendRequest(ModelInfoRequest.type), null);
+    assert.equal(await server.connection.sendRequest(ModelInfoRequest.type, undefined), null);
     assert.ok(
       !server.notifications.some((n) => n.method === StateNotification.method && (n.params as ServerState).kind === 'loading'),
       'no loading state',
