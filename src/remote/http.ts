@@ -97,15 +97,16 @@ export function errorMessage(text: string): string {
 
 /** A non-2xx answer as a RemoteError with what to do. `model` and `hasKey` sharpen the advice. */
 export function statusError(server: ServerUrl, url: string, status: number, bodyText: string, context: { model?: string; hasKey: boolean; retryAfter?: string | null }): RemoteError {
-  const said = errorMessage(bodyText);
+  // The server's own words, without a final period: they sit inside parentheses.
+  const said = errorMessage(bodyText).replace(/[.\s]+$/, '');
   const where = `The server at ${server.raw}`;
   const make = (code: ConstructorParameters<typeof RemoteError>[0], message: string) => new RemoteError(code, message, server.raw, status);
   if (status === 401 || status === 403) {
     return make(
       'auth',
       context.hasKey
-        ? `${where} refused the API key (HTTP ${status}: ${said}). Set the right key with "R1: Set Server API Key" (or the variable named by --api-key-env).`
-        : `${where} needs an API key (HTTP ${status}: ${said}). Set it with "R1: Set Server API Key" (or pass --api-key-env VAR).`,
+        ? `${where} refused the API key (HTTP ${status}: ${said}). Set the right key with "R1: Set Server API Key" (on the command line: the variable --api-key-env names).`
+        : `${where} needs an API key (HTTP ${status}: ${said}). Set it with "R1: Set Server API Key" (on the command line: --api-key-env VAR).`,
     );
   }
   if (status === 404) {
