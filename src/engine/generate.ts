@@ -161,12 +161,13 @@ export async function runGeneration(
         pushText(stream.push(tok));
         const next = [tok];
         if (o.thinkingBudget > 0 && !thinkingBudgetHit && !splitter.inAnswer && reasoningTokens >= o.thinkingBudget) {
-          // Close the reasoning ourselves: the model reads "</think>\n\n" as its own output.
+          // Close the reasoning ourselves: the model reads "</think>\n\n" as its own output, with
+          // the folder's own `</think>` token when its tokenizer has one.
           thinkingBudgetHit = true;
           pushText(stream.flush());
           stream = tokenizer.createStreamDecoder();
           const closing = `${THINK_CLOSE}\n\n`;
-          const forced = tokenizer.encode(closing);
+          const forced = tokenizer.thinkEndId === undefined ? tokenizer.encode(closing) : [tokenizer.thinkEndId, ...tokenizer.encode('\n\n')];
           next.push(...forced);
           newTokens += forced.length;
           pushText(closing);

@@ -81,7 +81,7 @@ function fieldError(file: string, field: string, problem: string): ModelError {
   return new ModelError(
     'invalid-field',
     `field "${field}" ${problem}.`,
-    'The model folder does not look like a Qwen2 / R1-Distill export; download it again or point to the right folder.',
+    'The model folder does not look like an R1 export (R1-Distill-Qwen, R1-Distill-Llama, R1-0528-Qwen3); download it again or point to the right folder.',
     file,
   );
 }
@@ -110,22 +110,57 @@ function tokenIds(obj: Record<string, unknown>, field: string, file: string, pat
   return arr as number[];
 }
 
+/**
+ * config.json's rope_scaling as the engine understands it: none (`plain`), Llama 3.1's
+ * inverse-frequency rescaling (`llama3`, R1-Distill-Llama), or another kind it does not compute
+ * (`other`, e.g. R1-0528-Qwen3's yarn), named by its type.
+ */
+export type RopeScaling =
+  | { kind: 'plain' }
+  | { kind: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number }
+  | { kind: 'other'; type: string };
+
 export interface ModelConfig extends ModelConfigSummary {
   eosTokenIds: number[];
   bosTokenId?: number;
   /** rope_theta (Qwen2's default 10000 when absent). */
   ropeTheta: number;
+  /** rope_scaling (plain when config.json has none, or the folder has no config.json). */
+  ropeScaling: RopeScaling;
+  /** use_sliding_window: attention over a window of the context, not all of it. */
+  slidingWindow: boolean;
   /** True when rotary positions or attention span differ from plain RoPE over the whole context (rope_scaling, use_sliding_window). */
   nonPlainAttention: boolean;
+  /** Per-head RMSNorms of q and k before the rotary embedding (Qwen3's q_norm / k_norm). */
+  qkNorm: boolean;
   /** The file these values come from (config.json, or genai_config.json), for messages. */
   source: string;
 }
 
-/** config.json's rotary facts: rope_theta (Qwen2's 10000 when absent), and whether positions or span are anything but plain RoPE. */
-function rotaryOf(j: Record<string, unknown>): Pick<ModelConfig, 'ropeTheta' | 'nonPlainAttention'> {
+function ropeScalingOf(v: unknown): RopeScaling {
+  if (v === undefined || v === null || typeof v !== 'object' || Array.isArray(v)) return { kind: 'plain' };
+  const r = v as Record<string, unknown>;
+  const type = typeof r.rope_type === 'string' ? r.rope_type : typeof r.type === 'string' ? r.type : 'unknown';
+  const num = (k: string) => (typeof r[k] === 'number' && Number.isFinite(r[k]) ? (r[k] as number) : undefined);
+  const factor = num('factor');
+  const low = num('low_freq_factor');
+  const high = num('high_freq_factor');
+  const original = num('original_max_position_embeddings');
+  if (type === 'llama3' && factor && low && high && original && high > low) {
+    return { kind: 'llama3', factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositionEmbeddings: original };
+  }
+  return { kind: 'other', type };
+}
+
+/** config.json's rotary facts: rope_theta (Qwen2's 10000 when absent), rope_scaling, a sliding window, and whether any is more than plain RoPE. */
+function rotaryOf(j: Record<string, unknown>): Pick<ModelConfig, 'ropeTheta' | 'ropeScaling' | 'slidingWindow' | 'nonPlainAttention'> {
+  const ropeScaling = ropeScalingOf(j.rope_scaling);
+  const slidingWindow = j.use_sliding_window === true;
   return {
     ropeTheta: typeof j.rope_theta === 'number' && j.rope_theta > 0 ? j.rope_theta : 10000,
-    nonPlainAttention: (j.rope_scaling !== undefined && j.rope_scaling !== null) || j.use_sliding_window === true,
+    ropeScaling,
+    slidingWindow,
+    nonPlainAttention: ropeScaling.kind !== 'plain' || slidingWindow,
   };
 }
 
@@ -168,18 +203,21 @@ export function kvNames(names: DecoderNames, numLayers: number): { past: string[
 }
 
 /**
- * The architectures R1 Coder runs, as config.json's model_type (genai_config.json's model.type).
- * `r1 models` recommends only catalogue entries of these.
+ * The architectures R1 Coder runs, as config.json's model_type (genai_config.json's model.type):
+ * qwen2 (R1-Distill-Qwen 1.5B/7B/14B), llama (R1-Distill-Llama-8B), qwen3 (R1-0528-Qwen3-8B).
+ * Nothing else in the engine depends on the architecture: the tokenizer, the chat template, the
+ * token ids and the graph's signature all come from the folder. `r1 models` recommends only
+ * catalogue entries of these.
  */
-export const SUPPORTED_TYPES: readonly string[] = ['qwen2'];
+export const SUPPORTED_TYPES: readonly string[] = ['qwen2', 'llama', 'qwen3'];
 
 function checkModelType(modelType: unknown, file: string, field: string): string {
   if (typeof modelType !== 'string') throw fieldError(file, field, 'is missing');
   if (!SUPPORTED_TYPES.includes(modelType)) {
     throw new ModelError(
       'invalid-field',
-      `${field} is "${modelType}"; R1 Coder runs DeepSeek-R1-Distill-Qwen models (${field} "qwen2").`,
-      'Point r1.model.path to an R1-Distill-Qwen ONNX export.',
+      `${field} is "${modelType}"; R1 Coder runs the R1 family's architectures (${field} ${SUPPORTED_TYPES.map((t) => `"${t}"`).join(', ')}: R1-Distill-Qwen, R1-Distill-Llama, R1-0528-Qwen3).`,
+      'Point r1.model.path to an ONNX export of an R1 model.',
       file,
     );
   }
@@ -225,6 +263,7 @@ export function readModelConfig(dir: string): ModelConfig {
     eosTokenIds: tokenIds(j, 'eos_token_id', file),
     bosTokenId: typeof bos === 'number' ? bos : undefined,
     ...rotaryOf(j),
+    qkNorm: modelType === 'qwen3',
     source: 'config.json',
   };
 }
@@ -354,6 +393,7 @@ export function readGenaiFolder(dir: string): GenaiFolder {
     eosTokenIds: tokenIds(model, 'eos_token_id', file, 'model.'),
     bosTokenId: typeof bos === 'number' ? bos : undefined,
     ...rotaryOf(hf),
+    qkNorm: modelType === 'qwen3',
     source: GENAI_CONFIG,
   };
   const search = j.search === undefined ? {} : objectField(j, 'search', file, '');

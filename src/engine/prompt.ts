@@ -8,15 +8,15 @@
  */
 import { Template } from '@huggingface/jinja';
 import { commentLine, fenceTag, languageOfPath } from '../text/languages';
-import { answerOnly, THINK_OPEN } from '../text/thinking';
+import { answerOnly, THINK_CLOSE, THINK_OPEN } from '../text/thinking';
 import { ModelError } from './errors';
 import type { R1Tokenizer } from './tokenizer';
 import type { ChatTurn, CodeContext, DiagnosticInfo, PromptRequest, TruncationNote } from './types';
 
-/** What the reply starts with: the opening tag on a line of its own. */
+/** What the reply starts with when R1 Coder opens the reasoning itself: the opening tag on a line of its own. */
 const GENERATION_START = `${THINK_OPEN}\n`;
 
-const templates = new WeakMap<R1Tokenizer, { source: string; template: Template }>();
+const templates = new WeakMap<R1Tokenizer, { source: string; template: Template; opensReasoning?: boolean }>();
 
 function compiledTemplate(tokenizer: R1Tokenizer): Template {
   const source = tokenizer.chatTemplate;
@@ -30,6 +30,7 @@ function compiledTemplate(tokenizer: R1Tokenizer): Template {
   }
   const cached = templates.get(tokenizer);
   if (cached && cached.source === source) return cached.template;
+  templates.delete(tokenizer);
   try {
     const template = new Template(source);
     templates.set(tokenizer, { source, template });
@@ -45,36 +46,66 @@ function compiledTemplate(tokenizer: R1Tokenizer): Template {
   }
 }
 
-/**
- * Renders the model's own chat template with @huggingface/jinja. No system prompt; ends in
- * "<think>\n" (added when the template does not). Assistant turns carry answers only.
- */
-export function renderChat(tokenizer: R1Tokenizer, turns: ChatTurn[]): string {
-  const template = compiledTemplate(tokenizer);
-  const messages = turns.map((t) => ({
-    role: t.role,
-    content: t.role === 'assistant' ? answerOnly(t.content) : t.content,
-  }));
-  let text: string;
+function renderTemplate(tokenizer: R1Tokenizer, template: Template, messages: { role: string; content: string }[], addGenerationPrompt: boolean): string {
   try {
-    text = template.render({
+    return template.render({
       messages,
       bos_token: tokenizer.bosToken ?? '',
       eos_token: tokenizer.eosToken ?? '',
-      add_generation_prompt: true,
+      add_generation_prompt: addGenerationPrompt,
     });
   } catch (e) {
     throw new ModelError(
       'invalid-field',
       `The chat_template of tokenizer_config.json failed to render (${e instanceof Error ? e.message : String(e)}).`,
-      'The template does not accept a plain user/assistant conversation: use an R1-Distill model folder.',
+      'The template does not accept a plain user/assistant conversation: use an R1 model folder.',
       tokenizer.configFile,
       { cause: e },
     );
   }
+}
+
+/**
+ * Whether R1 Coder opens the reasoning after the template's generation prompt, decided once per
+ * template from what `add_generation_prompt` adds to a one-question conversation:
+ * - the bare assistant tag (R1-Distill's first template revision): yes, as DeepSeek advises for
+ *   the distills, which otherwise sometimes skip their reasoning;
+ * - anything that writes a think tag (newer distill revisions end in "<think>\n"; templates that
+ *   switch thinking on or off): no, the template handles it;
+ * - nothing (DeepSeek-R1-0528's template, whose user turn already ends in `<｜Assistant｜>`; that
+ *   model writes `<think>` itself): no, the template is followed.
+ */
+function templateNeedsThinkStart(tokenizer: R1Tokenizer, template: Template): boolean {
+  const cached = templates.get(tokenizer);
+  if (cached?.opensReasoning !== undefined) return cached.opensReasoning;
+  const probe = [{ role: 'user', content: 'x' }];
+  const without = renderTemplate(tokenizer, template, probe, false);
+  const withPrompt = renderTemplate(tokenizer, template, probe, true);
+  const generationPrompt = withPrompt.startsWith(without) ? withPrompt.slice(without.length) : withPrompt;
+  const opens = generationPrompt.trim() !== '' && !generationPrompt.includes(THINK_OPEN) && !generationPrompt.includes(THINK_CLOSE);
+  if (cached) cached.opensReasoning = opens;
+  return opens;
+}
+
+/**
+ * Renders the model's own chat template with @huggingface/jinja. Assistant turns carry answers
+ * only. The generation prompt is the template's; R1 Coder adds "<think>\n" only when the template
+ * leaves the reasoning to the caller (templateNeedsThinkStart), and completes a bare "<think>" into
+ * "<think>\n". `opts.system` becomes a system message (R1-0528's template puts it first; the
+ * distills' templates do too, though DeepSeek advises against one for them: R1 Coder's own
+ * prompts send none).
+ */
+export function renderChat(tokenizer: R1Tokenizer, turns: ChatTurn[], opts: { system?: string } = {}): string {
+  const template = compiledTemplate(tokenizer);
+  const messages = turns.map((t) => ({
+    role: t.role as string,
+    content: t.role === 'assistant' ? answerOnly(t.content) : t.content,
+  }));
+  if (opts.system !== undefined && opts.system !== '') messages.unshift({ role: 'system', content: opts.system });
+  const text = renderTemplate(tokenizer, template, messages, true);
   if (text.endsWith(GENERATION_START)) return text;
   if (text.endsWith(THINK_OPEN)) return `${text}\n`;
-  return text + GENERATION_START;
+  return templateNeedsThinkStart(tokenizer, template) ? text + GENERATION_START : text;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ export interface StreamDecoder {
 export interface StreamDecoderOptions {
   /**
    * Drop special tokens (eos, bos, padding) from the stream. Default true. `<think>` and
-   * `</think>` are not special in R1's tokenizer and always come through as text.
+   * `</think>` always come through as text, even in a tokenizer that marks them special: the
+   * reasoning splitter needs them.
    */
   skipSpecialTokens?: boolean;
 }
@@ -114,6 +115,7 @@ export class R1Tokenizer {
   readonly vocabSize: number;
   readonly eosTokenIds: number[];
   readonly bosTokenId: number | undefined;
+  /** `<think>` and `</think>` as this tokenizer has them (ids of the folder's tokenizer, or undefined). */
   readonly thinkStartId: number | undefined;
   readonly thinkEndId: number | undefined;
   readonly chatTemplate: string | undefined;
@@ -130,6 +132,8 @@ export class R1Tokenizer {
     config: Record<string, unknown>,
     files: { tokenizerFile: string; configFile: string },
     chatTemplateOverride: string | undefined,
+    /** Ids of tokenizer.json's added tokens marked special. */
+    private readonly specialIds: ReadonlySet<number>,
   ) {
     this.configFile = files.configFile;
     let maxId = -1;
@@ -201,7 +205,11 @@ export class R1Tokenizer {
     } catch (e) {
       throw invalidField(tokenizerFile, `tokenizer.json cannot be loaded (${describe(e)}).`, e);
     }
-    return new R1Tokenizer(tok, config, { tokenizerFile, configFile }, chatTemplate);
+    const specialIds = new Set<number>();
+    for (const t of (tokenizerJson.added_tokens as unknown[] | undefined) ?? []) {
+      if (isObject(t) && t.special === true && typeof t.id === 'number') specialIds.add(t.id);
+    }
+    return new R1Tokenizer(tok, config, { tokenizerFile, configFile }, chatTemplate, specialIds);
   }
 
   /** Adds no special tokens; added tokens written in the text (e.g. "<think>") map to their ids. */
@@ -239,7 +247,8 @@ export class R1Tokenizer {
    */
   createStreamDecoder(opts?: StreamDecoderOptions): StreamDecoder {
     const skipSpecialTokens = opts?.skipSpecialTokens ?? true;
-    const decode = (ids: number[]) => this.decode(ids, { skipSpecialTokens });
+    const keep = (id: number) => !this.specialIds.has(id) || id === this.thinkStartId || id === this.thinkEndId;
+    const decode = skipSpecialTokens ? (ids: number[]) => this.decode(ids.filter(keep)) : (ids: number[]) => this.decode(ids);
     let ids: number[] = [];
     let readOffset = 0;
     /** Emits the text after the prefix and moves the window past it. */

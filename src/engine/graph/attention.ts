@@ -5,8 +5,13 @@
  * kernel: rotary embedding, KV append and causal attention in one pass over the cache.
  *
  * We cannot see the real export's attention subgraph here, so the rewrite anchors only on what any
- * Qwen2 export has: the layer's q/k/v/o projections (found by name), their biases, and the
- * `past_key_values.{i}.*` inputs and `present.{i}.*` outputs. What sat between the projections and
+ * export of the R1 family has: the layer's q/k/v/o projections (found by name), their biases, and
+ * the `past_key_values.{i}.*` inputs and `present.{i}.*` outputs. When q and k go through
+ * `com.microsoft` RotaryEmbedding nodes (onnxruntime-genai's builder), the fused node takes what
+ * those nodes rotate (after Qwen3's q/k norms, when there are any) and their cos/sin tables, so the
+ * export's own rotary (with the rope scaling it baked in) is kept. Otherwise the tables are
+ * computed from config.json: plain RoPE or Llama 3.1's llama3 rescaling; a model with q/k norms or
+ * another rope scaling is then left as it is, with the reason. What sat between the projections and
  * o_proj is dropped when nothing else reads it. It is not trusted blindly: prepareModelForCpu keeps
  * the rewritten copy only when it returns the same logits as the copy without it (see
  * `PrepareOptions.verify`).
@@ -17,7 +22,8 @@
  * to the rows of this run, [filled, filled + seq).
  */
 import { onnx } from 'onnx-proto';
-import { dropDeadNodes, indexGraph } from './graphIndex';
+import type { RopeScaling } from '../modelFolder';
+import { type GraphIndex, dropDeadNodes, indexGraph } from './graphIndex';
 import type { GraphField } from './protobuf';
 
 /** config.json's attention numbers; the rewrite is attempted only with these. */
@@ -28,6 +34,62 @@ export interface AttentionShape {
   ropeTheta: number;
   /** Rows of the rotary cos/sin tables: the longest sequence the rewritten graph accepts. */
   maxPositions: number;
+  /** rope_scaling: the tables computed here apply plain RoPE or llama3's rescaling, nothing else. Default plain. */
+  ropeScaling?: RopeScaling;
+  /** q/k RMSNorms before the rotary embedding (Qwen3): only kept when the export's rotary nodes show where they end. */
+  qkNorm?: boolean;
+}
+
+/** What the rewrite did: the layers rewritten, or why none was. */
+export interface AttentionRewrite {
+  layers: number;
+  why?: string;
+}
+
+/** Inverse frequencies of the rotary embedding: 1 / theta^(2i/d), rescaled as transformers does for rope_type llama3. */
+export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling = { kind: 'plain' }): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < headDim / 2; i++) {
+    const f = 1 / theta ** ((2 * i) / headDim);
+    if (scaling.kind !== 'llama3') {
+      out.push(f);
+      continue;
+    }
+    const { factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositionEmbeddings: old } = scaling;
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < old / high) out.push(f);
+    else if (wavelen > old / low) out.push(f / factor);
+    else {
+      const smooth = (old / wavelen - low) / (high - low);
+      out.push((1 - smooth) * (f / factor) + smooth * f);
+    }
+  }
+  return out;
+}
+
+/**
+ * The RotaryEmbedding (com.microsoft, not interleaved, whole head) that `value` flows into through
+ * shape-only or norm nodes, within a few steps; its cos/sin tables must be constants.
+ */
+function rotaryAfter(value: string, index: GraphIndex): onnx.INodeProto | undefined {
+  const PASS = new Set(['Reshape', 'SimplifiedLayerNormalization', 'Identity', 'Cast']);
+  let frontier = [value];
+  for (let depth = 0; depth < 6 && frontier.length > 0; depth++) {
+    const next: string[] = [];
+    for (const v of frontier) {
+      for (const n of index.consumers.get(v) ?? []) {
+        if (n.opType === 'RotaryEmbedding' && n.domain === 'com.microsoft' && n.input?.[0] === v) {
+          const attr = (name: string) => Number(n.attribute?.find((a) => a.name === name)?.i ?? 0);
+          const [, , cos, sin] = n.input ?? [];
+          if (attr('interleaved') !== 0 || attr('rotary_embedding_dim') !== 0 || !cos || !sin || !index.isConstant(cos) || !index.isConstant(sin)) return undefined;
+          return n;
+        }
+        if (PASS.has(n.opType ?? '')) next.push(...(n.output ?? []).filter(Boolean));
+      }
+    }
+    frontier = next;
+  }
+  return undefined;
 }
 
 const T = onnx.TensorProto.DataType;
@@ -50,19 +112,21 @@ function projectionOf(n: onnx.NodeProto): { layer: number; which: 'q' | 'k' | 'v
   return m ? { layer: Number(m[1]), which: m[2] as 'q' | 'k' | 'v' | 'o' } : undefined;
 }
 
+const NOT_FOUND = "each layer's q/k/v/o projections, past_key_values.* and present.* were not all found";
+
 /**
- * Rewrites every layer's attention, or nothing (returns 0) when any layer does not show the
- * expected anchors. Nodes that only the old attention read are marked dropped.
+ * Rewrites every layer's attention, or nothing (layers 0, with the reason) when any layer does not
+ * show the expected anchors. Nodes that only the old attention read are marked dropped.
  */
-export function rewriteAttention(fields: GraphField[], shape: AttentionShape, extraInits: onnx.TensorProto[], opset: number): number {
+export function rewriteAttention(fields: GraphField[], shape: AttentionShape, extraInits: onnx.TensorProto[], opset: number): AttentionRewrite {
   const { numHeads, numKvHeads, headDim, ropeTheta, maxPositions } = shape;
-  if (opset < 13 || headDim % 2 !== 0 || numHeads % numKvHeads !== 0 || maxPositions < 1) return 0;
+  if (opset < 13 || headDim % 2 !== 0 || numHeads % numKvHeads !== 0 || maxPositions < 1) return { layers: 0, why: NOT_FOUND };
   const index = indexGraph(fields);
-  if (!index) return 0;
+  if (!index) return { layers: 0, why: NOT_FOUND };
   const { producer, consumers, graphInputs, isConstant } = index;
   const nodes = fields.filter((x) => x.node && !x.dropped);
   const outputs = fields.filter((x) => x.output);
-  if (!graphInputs.has('attention_mask') || !graphInputs.has('input_ids')) return 0;
+  if (!graphInputs.has('attention_mask') || !graphInputs.has('input_ids')) return { layers: 0, why: NOT_FOUND };
 
   /** A projection's output, after its bias Add when there is one. */
   const projected = (x: GraphField): string => {
@@ -81,36 +145,58 @@ export function rewriteAttention(fields: GraphField[], shape: AttentionShape, ex
     const p = projectionOf(x.node!);
     if (!p) continue;
     const l = layers.get(p.layer) ?? {};
-    if (l[p.which]) return 0; // two candidates: ambiguous
+    if (l[p.which]) return { layers: 0, why: NOT_FOUND }; // two candidates: ambiguous
     l[p.which] = x;
     layers.set(p.layer, l);
   }
   const presentCount = outputs.filter((x) => /^present\.\d+\.key$/.test(x.output!.name ?? '')).length;
-  if (layers.size === 0 || layers.size !== presentCount) return 0;
+  if (layers.size === 0 || layers.size !== presentCount) return { layers: 0, why: NOT_FOUND };
   for (let i = 0; i < layers.size; i++) {
     const l = layers.get(i);
-    if (!l?.q || !l.k || !l.v || !l.o) return 0;
+    if (!l?.q || !l.k || !l.v || !l.o) return { layers: 0, why: NOT_FOUND };
     for (const kind of ['key', 'value']) {
-      if (!graphInputs.has(`past_key_values.${i}.${kind}`) || !producer.has(`present.${i}.${kind}`)) return 0;
+      if (!graphInputs.has(`past_key_values.${i}.${kind}`) || !producer.has(`present.${i}.${kind}`)) return { layers: 0, why: NOT_FOUND };
     }
   }
 
-  // Shared values, computed once before the first node: valid lengths from the mask, the rows
-  // this run adds, and the rotary tables.
-  const half = headDim / 2;
-  const cos = new Float32Array(maxPositions * half);
-  const sin = new Float32Array(maxPositions * half);
-  for (let i = 0; i < half; i++) {
-    const invFreq = 1 / ropeTheta ** ((2 * i) / headDim);
-    for (let p = 0; p < maxPositions; p++) {
-      cos[p * half + i] = Math.cos(p * invFreq);
-      sin[p * half + i] = Math.sin(p * invFreq);
+  // q and k as the fused node takes them: what the export's RotaryEmbedding nodes rotate, with
+  // their tables, when every layer has such nodes sharing one pair of tables; else the projections,
+  // with tables computed here.
+  const rotaries = [...layers.keys()].sort((a, b) => a - b).map((i) => {
+    const l = layers.get(i)!;
+    const q = rotaryAfter(projected(l.q!), index);
+    const k = rotaryAfter(projected(l.k!), index);
+    return q && k ? { q: q.input![0]!, k: k.input![0]!, cos: q.input![2]!, sin: q.input![3]!, kCos: k.input![2]!, kSin: k.input![3]! } : undefined;
+  });
+  const first = rotaries[0];
+  const exportTables = first && rotaries.every((r) => r && r.cos === first.cos && r.sin === first.sin && r.kCos === first.cos && r.kSin === first.sin);
+  let cosName = 'r1_gqa/cos_cache';
+  let sinName = 'r1_gqa/sin_cache';
+  if (exportTables) {
+    cosName = first.cos;
+    sinName = first.sin;
+  } else {
+    const scaling = shape.ropeScaling ?? { kind: 'plain' };
+    if (shape.qkNorm) return { layers: 0, why: 'not attempted: the model normalizes q and k before the rotary embedding (q_norm, k_norm), and the export has no rotary nodes that show where' };
+    if (scaling.kind === 'other') return { layers: 0, why: `not attempted: config.json's rope_scaling (${scaling.type}) is not computed here, and the export has no rotary tables to reuse` };
+    // The rotary tables, for plain RoPE or llama3's rescaling.
+    const half = headDim / 2;
+    const invFreq = ropeInvFreq(headDim, ropeTheta, scaling);
+    const cos = new Float32Array(maxPositions * half);
+    const sin = new Float32Array(maxPositions * half);
+    for (let i = 0; i < half; i++) {
+      for (let p = 0; p < maxPositions; p++) {
+        cos[p * half + i] = Math.cos(p * invFreq[i]!);
+        sin[p * half + i] = Math.sin(p * invFreq[i]!);
+      }
     }
+    extraInits.push(
+      onnx.TensorProto.create({ name: cosName, dims: [maxPositions, half], dataType: T.FLOAT, rawData: new Uint8Array(cos.buffer) }),
+      onnx.TensorProto.create({ name: sinName, dims: [maxPositions, half], dataType: T.FLOAT, rawData: new Uint8Array(sin.buffer) }),
+    );
   }
-  extraInits.push(
-    onnx.TensorProto.create({ name: 'r1_gqa/cos_cache', dims: [maxPositions, half], dataType: T.FLOAT, rawData: new Uint8Array(cos.buffer) }),
-    onnx.TensorProto.create({ name: 'r1_gqa/sin_cache', dims: [maxPositions, half], dataType: T.FLOAT, rawData: new Uint8Array(sin.buffer) }),
-  );
+  // Shared values, computed once before the first node: valid lengths from the mask, the rows
+  // this run adds.
   addSlotLengths(nodes[0]!, extraInits);
 
   for (let i = 0; i < layers.size; i++) {
@@ -124,7 +210,17 @@ export function rewriteAttention(fields: GraphField[], shape: AttentionShape, ex
       name: `${tag}/GroupQueryAttention`,
       opType: 'GroupQueryAttention',
       domain: 'com.microsoft',
-      input: [projected(l.q!), projected(l.k!), projected(l.v!), `past_key_values.${i}.key`, `past_key_values.${i}.value`, 'r1_gqa/seqlens_k', 'r1_gqa/total', 'r1_gqa/cos_cache', 'r1_gqa/sin_cache'],
+      input: [
+        exportTables ? rotaries[i]!.q : projected(l.q!),
+        exportTables ? rotaries[i]!.k : projected(l.k!),
+        projected(l.v!),
+        `past_key_values.${i}.key`,
+        `past_key_values.${i}.value`,
+        'r1_gqa/seqlens_k',
+        'r1_gqa/total',
+        cosName,
+        sinName,
+      ],
       output: [out, presentKey, presentValue],
       attribute: [intAttr('num_heads', numHeads), intAttr('kv_num_heads', numKvHeads), intAttr('do_rotary', 1), intAttr('rotary_interleaved', 0)],
     });
@@ -140,7 +236,7 @@ export function rewriteAttention(fields: GraphField[], shape: AttentionShape, ex
     (l.o!.before ??= []).push(gqa, ...newRowsOf(i, presentKey, presentValue));
   }
   dropDeadNodes(fields, outputs.map((x) => x.output!.name!));
-  return layers.size;
+  return { layers: layers.size };
 }
 
 /**

@@ -37,15 +37,18 @@ export function attentionShapeOf(config: ModelConfig): AttentionShape {
     headDim: config.headDim,
     ropeTheta: config.ropeTheta,
     maxPositions: config.maxPositionEmbeddings,
+    ropeScaling: config.ropeScaling,
+    qkNorm: config.qkNorm,
   };
 }
 
 /**
  * The prepare options that turn on the checked rewrites for this model (none when its config has
- * rope scaling or a sliding window): the attention shape, and the check run with `options`.
+ * a sliding window): the attention shape, and the check run with `options`. Rope scaling and q/k
+ * norms are the rewrite's to handle or refuse, with its reason (attention.ts).
  */
 export function checkedRewrites(config: ModelConfig, options: ort.InferenceSession.SessionOptions): Pick<PrepareOptions, 'attentionShape' | 'verify' | 'verifyVersion'> {
-  if (config.nonPlainAttention) return {};
+  if (config.slidingWindow) return {};
   return {
     attentionShape: attentionShapeOf(config),
     verify: (plain, candidate) => sameLogits(plain, candidate, config, options),

@@ -38,7 +38,7 @@ import { CPU_ACCURACY_LEVEL, type GraphRewrites, wantedRewrites } from './rewrit
 export const NOTHING_TO_PREPARE = 'no MatMulNBits node without accuracy_level, and no other rewrite applies to a quantized graph';
 
 /** Bump when the rewrite changes, so older prepared copies are not reused. */
-export const PREPARE_VERSION = 5;
+export const PREPARE_VERSION = 6;
 
 export interface PrepareOptions extends GraphRewrites {
   /** Folder for prepared copies (default: the user cache folder, see defaultPrepareCacheDir). */

@@ -185,15 +185,16 @@ export function rewriteGraph(
   }
   // Attention before fusion: it finds the projections by their own nodes, which fusion replaces.
   const gqa = nodes.some((x) => x.node!.opType === 'GroupQueryAttention');
-  const attentionLayers = want.attention && kvNewRows && attentionShape && !gqa ? rewriteAttention(fields, attentionShape, extraInits, opset) : 0;
+  const attention = want.attention && kvNewRows && attentionShape && !gqa ? rewriteAttention(fields, attentionShape, extraInits, opset) : { layers: 0 };
+  const attentionLayers = attention.layers;
   if (want.attention && attentionLayers === 0) {
     why.attention = gqa
       ? 'the attention already is GroupQueryAttention'
       : !attentionShape
-        ? 'not attempted: the model config has rope_scaling or a sliding window, or the check is off'
+        ? 'not attempted: the model config has a sliding window, or the check is off'
         : !kvNewRows
           ? 'not attempted: it needs new KV rows only'
-          : "each layer's q/k/v/o projections, past_key_values.* and present.* were not all found";
+          : (attention.why ?? "each layer's q/k/v/o projections, past_key_values.* and present.* were not all found");
   }
   const fusedMatMuls = want.fuseMatMuls ? fuseMatMulNBits(fields, extraInits, extraSegments, opset) : { from: 0, to: 0 };
   if (want.fuseMatMuls && fusedMatMuls.from === 0) {

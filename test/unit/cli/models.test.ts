@@ -203,7 +203,7 @@ describe('r1 models, as a command', () => {
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout) as ModelsJson;
     assert.equal(doc.modelsDir, models);
-    assert.deepEqual(doc.machine.supportedArchitectures, ['qwen2']);
+    assert.deepEqual(doc.machine.supportedArchitectures, ['qwen2', 'llama', 'qwen3']);
     assert.ok(doc.machine.totalRamBytes > 0 && doc.machine.freeRamBytes > 0 && doc.machine.freeDiskBytes > 0);
     assert.ok(Array.isArray(doc.machine.gpuProviders) && !doc.machine.gpuProviders.includes('cpu'));
     assert.equal(doc.models.length, catalogue.entries.length);

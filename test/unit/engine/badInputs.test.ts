@@ -99,9 +99,9 @@ describe('bad model folders', () => {
     await expectModelError(dir, 'invalid-field', { file: /config\.json$/, message: /"num_hidden_layers" must be a positive integer/ });
   });
 
-  it('a model that is not Qwen2', async () => {
-    const dir = folder('llama', (d) => editJson(join(d, 'config.json'), (j) => (j.model_type = 'llama')));
-    await expectModelError(dir, 'invalid-field', { message: /model_type is "llama"/ });
+  it('a model of an architecture outside the R1 family', async () => {
+    const dir = folder('phi3', (d) => editJson(join(d, 'config.json'), (j) => (j.model_type = 'phi3')));
+    await expectModelError(dir, 'invalid-field', { message: /model_type is "phi3"; R1 Coder runs the R1 family's architectures \(model_type "qwen2", "llama", "qwen3"/ });
   });
 
   it('a truncated .onnx file', async () => {
