@@ -25,6 +25,8 @@ import {
   str,
 } from '../../../bench/gguf';
 import { type GgufFileType, type GgufShape, useMoreBits, weightType, writeQwen2Gguf } from '../../../bench/ggufModel';
+import { type ContenderParams, runContender } from '../../../bench/contender';
+import { DEFAULT_SEED, SHAPES, buildBenchModel } from '../../../bench/model';
 import { seededQwen2Weights } from '../../fixtures/onnx/weights';
 import { BOS_TOKEN, EOS_TOKEN, R1_CHAT_TEMPLATE } from '../../fixtures/tokenizer';
 import { VOCAB_SIZE } from '../../fixtures/models';
@@ -277,5 +279,29 @@ describe('a tiny Qwen2 GGUF', () => {
     } finally {
       await llama.dispose();
     }
+  });
+
+  it("in float32 it computes the ONNX model: llama.cpp's greedy tokens equal the bare ONNX Runtime loop's on the fp32 bench model of the same weights", async () => {
+    const { dir: modelDir } = await buildBenchModel({ layout: 'onnx-community', variant: 'fp32', shape: 'tiny', outDir: join(dir, 'onnx-fp32') });
+    const file = join(dir, 'f32.gguf');
+    await writeQwen2Gguf(file, SHAPES.tiny, 'F32', DEFAULT_SEED);
+    const common: Omit<ContenderParams, 'kind'> = {
+      modelDir,
+      layout: 'onnx-community',
+      variant: 'fp32',
+      argmaxVocab: 151665,
+      provider: 'cpu',
+      promptLengths: [16],
+      decodePrompt: 64,
+      newTokens: 8,
+      seed: DEFAULT_SEED,
+      prefillChunkSize: 256,
+      cacheDir: join(dir, 'prepared'),
+      cpuThreads: 1,
+    };
+    const bare = await runContender({ ...common, kind: 'bare-ort' });
+    const llama = await runContender({ ...common, kind: 'llama.cpp', gguf: file });
+    assert.equal(llama.tokens.length, 8);
+    assert.deepEqual(llama.tokens, bare.tokens);
   });
 });
