@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -132,6 +132,34 @@ describe('the GPU check archive', () => {
     assert.ok(existsSync(join(dir, 'work', 'models')));
     assert.ok(!existsSync(join(tmp, 'home')) || readdirSync(join(tmp, 'home')).length === 0, 'nothing written to HOME');
     console.log(`# ./run.sh --tiny --cpu: ${seconds.toFixed(1)} s (the runner's own count: ${j.seconds} s)`);
+  });
+
+  test("--cuda-libs puts the provider libraries next to the binding, CUDA is then tried and fails with the engine's reason; nvidia-smi's GPU is recorded", () => {
+    // A NuGet package's layout, with files that are no libraries: the engine's CUDA runtime check
+    // (or the session) refuses them here, which is the point: an entry with the reason.
+    const pkg = join(tmp, 'cuda-package');
+    const native = join(pkg, 'runtimes', 'linux-x64', 'native');
+    mkdirSync(native, { recursive: true });
+    for (const f of ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so']) writeFileSync(join(native, f), 'not a library');
+    const fake = join(tmp, 'fake-bin');
+    mkdirSync(fake);
+    writeFileSync(join(fake, 'nvidia-smi'), '#!/bin/sh\necho "NVIDIA Test GPU, 555.42.06, 8192"\n', { mode: 0o755 });
+    const binding = join(dir, 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64');
+    try {
+      const r = spawnSync(join(dir, 'run.sh'), ['--tiny', '--provider', 'cuda', '--cuda-libs', pkg], { cwd: dir, env: { ...env, PATH: `${fake}:${env.PATH}` }, encoding: 'utf8', timeout: 10 * 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const j = JSON.parse(r.stdout) as { machine: { gpu: unknown; driver: string; cudaProviderLibraries: { found: boolean; copiedFrom?: string } }; results: Entry[] };
+      assert.deepEqual(j.machine.gpu, { name: 'NVIDIA Test GPU', driver: '555.42.06', memoryMiB: 8192 });
+      assert.equal(j.machine.driver, '555.42.06');
+      assert.deepEqual(j.machine.cudaProviderLibraries, { found: true, dir: binding, copiedFrom: pkg });
+      assert.deepEqual(j.results.map((e) => [e.provider, e.layout, e.ok]), [['cuda', 'onnx-community', false], ['cuda', 'genai', false]]);
+      for (const e of j.results) {
+        assert.ok(e.stage === 'info' || e.stage === 'bench', `tried, not skipped: ${e.stage}`);
+        assert.match(e.error ?? '', /cuda/i);
+      }
+    } finally {
+      for (const f of ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so']) rmSync(join(binding, f), { force: true });
+    }
   });
 
   test('refuses an unknown option with exit code 2', () => {
