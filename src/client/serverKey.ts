@@ -6,7 +6,11 @@
  * elsewhere does not carry the key along.
  */
 import * as vscode from 'vscode';
-import type { R1Server } from './server';
+
+/** What the command needs of the language server's client: to tell it settings changed. */
+interface SettingsListener {
+  settingsChanged(): void;
+}
 
 /** The SecretStorage key of a server's API key. */
 export function serverKeySecret(origin: string): string {
@@ -23,7 +27,7 @@ export function originOf(url: string): string | undefined {
   }
 }
 
-export async function setServerApiKey(context: vscode.ExtensionContext, server: R1Server, log: vscode.LogOutputChannel): Promise<void> {
+export async function setServerApiKey(context: vscode.ExtensionContext, server: SettingsListener, log: vscode.LogOutputChannel): Promise<void> {
   const url = vscode.workspace.getConfiguration('r1').get<string>('server.url', '').trim();
   const origin = originOf(url);
   if (!origin) {

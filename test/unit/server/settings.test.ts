@@ -20,7 +20,20 @@ test('settings as VS Code returns them for section r1 become typed server settin
     temperature: 0,
     topP: 0.9,
     contextWindow: 4096,
+    backend: 'local',
+    serverUrl: '',
+    serverModel: '',
+    serverApi: 'auto',
   });
+});
+
+test('the server settings: backend, URL, model and API; a bad one falls back to the default', () => {
+  const s = sanitizeSettings({ backend: 'server', server: { url: ' http://gpu-box:8000/v1 ', model: ' deepseek-r1:32b ', api: 'ollama' } });
+  assert.deepEqual([s.backend, s.serverUrl, s.serverModel, s.serverApi], ['server', 'http://gpu-box:8000/v1', 'deepseek-r1:32b', 'ollama']);
+  const warnings: string[] = [];
+  const bad = sanitizeSettings({ backend: 'cloud', server: { url: 8000, api: 'grpc' } }, (m) => warnings.push(m));
+  assert.deepEqual([bad.backend, bad.serverUrl, bad.serverApi], ['local', '', 'auto']);
+  assert.deepEqual(warnings.map((w) => /r1\.(\S+) =/.exec(w)?.[1]), ['backend', 'server.url', 'server.api']);
 });
 
 test('a bad value falls back to the default and says which setting it ignored', () => {
