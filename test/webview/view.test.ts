@@ -471,6 +471,33 @@ test('a request whose prompt prefix was still cached says how many prompt tokens
   assert.match((await text(v, `${art} .ex-stats`))!, / · prompt 1,240 \(1,187 cached\) · /);
 });
 
+test('a server run shows the host and model, ~ on estimated counts, and a note the server gave as it is', async () => {
+  const v = await view();
+  const x = info({ command: 'ask', prompt: 'Why NaN?' });
+  const art = `article[data-id="${x.id}"]`;
+  await v.host.notify('exchange/started', { info: x, at: Date.now() });
+  await v.host.notify('exchange/delta', { id: x.id, kind: 'answer', text: 'Off by one.', reasoningTokens: 0, answerTokens: 3, at: Date.now() });
+  await v.host.notify('exchange/finished', {
+    id: x.id,
+    status: 'complete',
+    at: Date.now(),
+    budgetHit: false,
+    stats: { promptTokens: 310, reasoningTokens: 40, answerTokens: 3, tokensPerSecond: 31.5, provider: 'gpu-box:11434', variant: 'deepseek-r1:32b', estimated: true },
+    truncation: [
+      { part: 'turn', droppedTokens: 120, detail: 'Left out the oldest question of the conversation and its answer ("a").' },
+      { part: 'server', droppedTokens: 0, detail: 'The thinking budget (2048 tokens) is not enforced: Ollama has no thinking budget.' },
+    ],
+  });
+  await until('stats', async () => (await text(v, `${art} .ex-stats`))?.includes('31.5 tok/s'));
+  const stats = (await text(v, `${art} .ex-stats`))!;
+  assert.match(stats, /^~43 tokens \(40 reasoning, 3 answer\) · 31\.5 tok\/s · gpu-box:11434 · deepseek-r1:32b · prompt 310/);
+  const notes = await v.page.evaluate((sel) => [...document.querySelectorAll(`${sel} .st-notes li`)].map((li) => li.textContent), art);
+  assert.deepEqual(notes, [
+    'To fit the context window, Left out the oldest question of the conversation and its answer ("a"). (120 tokens dropped).',
+    'The thinking budget (2048 tokens) is not enforced: Ollama has no thinking budget.',
+  ]);
+});
+
 test('the check of a proposal: Accept waits for it, the verdict names the new problems, and per-hunk buttons post the hunk they sit on', async () => {
   const v = await view();
   const x = info();
