@@ -14,27 +14,9 @@ import type { CheckCudaOptions } from '../platform/cuda';
 import { queryNvidiaMemory } from '../platform/nvidiaSmi';
 import { SUPPORTED_TYPES } from './modelFolder';
 import { planProviders, probeExecutionProviders } from './providers';
-import type { ExecutionProvider } from './types';
+import type { ExecutionProvider, MachineReport } from './types';
 
-/** What recommend() takes about the machine, plus where the facts come from. */
-export interface MachineReport {
-  platform: NodeJS.Platform;
-  arch: string;
-  freeRamBytes: number;
-  totalRamBytes: number;
-  /** Free space where the models are stored. */
-  freeDiskBytes: number;
-  /** GPU providers available here, in the order the engine tries them (no `cpu`). */
-  gpuProviders: ExecutionProvider[];
-  /** Free memory of the GPU, when measured. */
-  vramBytes?: number;
-  /** Architectures the engine runs (config.json's model_type). */
-  supportedArchitectures: string[];
-  /** The NVIDIA GPU whose free memory is vramBytes, when measured. */
-  gpuName?: string;
-  /** Total memory of that GPU. */
-  vramTotalBytes?: number;
-}
+export type { MachineReport };
 
 /** Free bytes on the file system of `dir`, or of its nearest existing parent. */
 async function freeDiskAt(dir: string): Promise<number> {

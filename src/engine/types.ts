@@ -299,3 +299,24 @@ export interface ModelInfo {
   notes: string[];
   loadMs: number;
 }
+
+/** What recommend() takes about the machine, plus where the facts come from. */
+export interface MachineReport {
+  /** `process.platform` (a string here: this file is also read by the webview's type check, which has no Node types). */
+  platform: string;
+  arch: string;
+  freeRamBytes: number;
+  totalRamBytes: number;
+  /** Free space where the models are stored. */
+  freeDiskBytes: number;
+  /** GPU providers available here, in the order the engine tries them (no `cpu`). */
+  gpuProviders: ExecutionProvider[];
+  /** Free memory of the GPU, when measured. */
+  vramBytes?: number;
+  /** Architectures the engine runs (config.json's model_type). */
+  supportedArchitectures: string[];
+  /** The NVIDIA GPU whose free memory is vramBytes, when measured. */
+  gpuName?: string;
+  /** Total memory of that GPU. */
+  vramTotalBytes?: number;
+}

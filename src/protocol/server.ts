@@ -4,12 +4,11 @@
  * vscode-eslint does. The direction is written above each.
  */
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
-import type { MachineReport } from '../engine/machine';
-import type { ChatTurn, DiagnosticInfo, GenerationResult, ModelInfo, PromptKind } from '../engine/types';
+import type { ChatTurn, DiagnosticInfo, GenerationResult, MachineReport, ModelInfo, PromptKind } from '../engine/types';
 
 /** The engine's types that cross the wire; the client reaches them only through this file. */
 export type { ChatTurn, CodeBlock, DiagnosticInfo, GenerationResult, ModelInfo, ModelVariant, PromptKind } from '../engine/types';
-export type { MachineReport } from '../engine/machine';
+export type { MachineReport } from '../engine/types';
 
 /** What the server is doing; shown by the client's status item. */
 export type ServerState =
