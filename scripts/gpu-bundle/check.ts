@@ -379,7 +379,10 @@ async function main(argv: string[]): Promise<number> {
   let cudaLibsCopied: string | undefined;
   if (a.cudaLibs) {
     const files = cudaLibsIn(a.cudaLibs);
-    if (!files) throw new Error(`--cuda-libs ${a.cudaLibs}: no libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so there (nor in runtimes/linux-x64/native/ under it)`);
+    if (!files) {
+      process.stderr.write(`run.sh: --cuda-libs ${a.cudaLibs}: no libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so there (nor in runtimes/linux-x64/native/ under it)\n`);
+      return 2;
+    }
     for (const f of files) copyFileSync(f, join(cudaTarget, f.slice(f.lastIndexOf('/') + 1)));
     cudaLibsCopied = a.cudaLibs;
     log(`copied the CUDA provider libraries from ${a.cudaLibs} to ${cudaTarget}`);

@@ -162,9 +162,13 @@ describe('the GPU check archive', () => {
     }
   });
 
-  test('refuses an unknown option with exit code 2', () => {
+  test('refuses an unknown option, and a --cuda-libs folder without the libraries, with exit code 2', () => {
     const r = spawnSync(join(dir, 'run.sh'), ['--bogus'], { cwd: dir, env, encoding: 'utf8' });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /unknown option --bogus/);
+    const c = spawnSync(join(dir, 'run.sh'), ['--tiny', '--cuda-libs', tmp], { cwd: dir, env, encoding: 'utf8' });
+    assert.equal(c.status, 2, c.stderr);
+    assert.match(c.stderr, /--cuda-libs .*: no libonnxruntime_providers_cuda\.so and libonnxruntime_providers_shared\.so there/);
+    assert.equal(c.stdout, '');
   });
 });
