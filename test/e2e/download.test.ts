@@ -1,10 +1,11 @@
 /**
  * Issue 15: R1: Download Model against a loopback hub that serves catalogue entries
  * (onnxruntime/DeepSeek-R1-Distill-ONNX's 1.5B CPU folder holds the scripted genai fixture, the 7B
- * CPU folder lists a data file larger than any disk). Starting with no model: the notification's
+ * CPU folder lists a data file larger than any disk; onnx-community/DeepSeek-R1-Distill-Qwen-1.5B-ONNX
+ * holds the scripted fixture in the hub layout). Starting with no model: the notification's
  * Download Model opens the catalogue's quick pick, the recommended entry first; the 1.5B genai
- * folder is downloaded, used, and answers; the 7B is refused by the free-space check with the
- * figures, before a byte of it is fetched.
+ * folder is downloaded, used, and answers; so does the onnx-community q4 (its files only); the 7B
+ * is refused by the free-space check with the figures, before a byte of it is fetched.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { E2E } from './harness';
 import { ReasoningView } from './reasoning';
 
 const REPO = 'onnxruntime/DeepSeek-R1-Distill-ONNX';
+const COMMUNITY_REPO = 'onnx-community/DeepSeek-R1-Distill-Qwen-1.5B-ONNX';
 const CPU_1_5B = 'deepseek-r1-distill-qwen-1.5B/cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4';
 const CPU_7B = 'deepseek-r1-distill-qwen-7B/cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4';
 
@@ -35,7 +37,7 @@ async function pick(e: E2E, title: string): Promise<void> {
   await input.press('Enter');
 }
 
-test('no model → Download Model: the catalogue with the recommended entry first; the genai 1.5B downloads and answers; a model larger than the disk is refused with the figures', async () => {
+test('no model → Download Model: the catalogue with the recommended entry first; the genai 1.5B and the onnx-community q4 download and answer; a model larger than the disk is refused with the figures', async () => {
   const genai = await ensureFixture('scripted-genai');
   const files: Record<string, FakeHubFile> = {};
   for (const name of readdirSync(genai)) {
@@ -44,8 +46,16 @@ test('no model → Download Model: the catalogue with the recommended entry firs
     files[`${CPU_7B}/${name}`] = { body: readFileSync(join(genai, name)), lfs: name.startsWith('model.onnx') };
   }
   files[`${CPU_7B}/model.onnx.data`] = { ...files[`${CPU_7B}/model.onnx.data`], listedSize: 40e12 };
+  // The onnx-community layout: the scripted fixture as that repository, with a q4f16 graph the q4 entry must not fetch.
+  const hubLayout = await ensureFixture('scripted');
+  const community: Record<string, FakeHubFile> = { 'README.md': { body: Buffer.from('# R1 distill\n') } };
+  for (const name of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) community[name] = { body: readFileSync(join(hubLayout, name)) };
+  // (Not LFS: the fake hub's CDN route belongs to the first repository installed on the server.)
+  community['onnx/model_q4.onnx'] = { body: readFileSync(join(hubLayout, 'onnx', 'model_q4.onnx')) };
+  community['onnx/model_q4f16.onnx'] = { body: Buffer.alloc(1000, 7) };
   hub = await startLoopback({ maxLifetimeMs: 15 * 60_000 });
   installFakeHub(hub, { repo: REPO, files });
+  installFakeHub(hub, { repo: COMMUNITY_REPO, files: community });
 
   e2e = await E2E.start({ name: 'download', settings: { 'r1.model.path': undefined, 'r1.model.hubUrl': hub.origin, 'r1.generation.temperature': 0 }, viewport: { width: 1600, height: 1000 } });
   const run = e2e;
@@ -56,6 +66,7 @@ test('no model → Download Model: the catalogue with the recommended entry firs
     await run.page.keyboard.press('Control+A');
     await run.runCommand('R1: Explain');
     const toast = await run.waitForNotification(/^R1: /, 60_000);
+    const failed = await view.waitForNew([], 60_000); // the Explain without a model, in the view
     await run.notificationButton(toast, 'Download Model').click();
 
     // The catalogue: every entry, the recommended one first with its reason.
@@ -77,12 +88,24 @@ test('no model → Download Model: the catalogue with the recommended entry firs
     await run.openFile('src/greet.ts');
     await run.page.locator('.monaco-editor .view-lines').first().click();
     await run.page.keyboard.press('Control+A');
-    const before = await view.ids();
+    const before = [failed];
     await run.runCommand('R1: Explain');
     const id = await view.waitForNew(before, 60_000);
     const s = await view.waitForStatus(id, ['complete', 'error', 'cancelled', 'length'], 180_000);
     assert.equal(s.status, 'complete', JSON.stringify(s));
     assert.match(s.answer, /It now always returns a number/);
+
+    // The onnx-community layout: only the q4 variant's files, and the model switches to it.
+    await run.runCommandWithInput('R1: Download Model', 'R1-Distill-Qwen-1.5B q4 (CPU)');
+    await run.waitForNotification(/R1: R1-Distill-Qwen-1\.5B q4 \(CPU\) is downloaded and in use\./, 180_000);
+    const fetched = [...new Set(fileRequests(hub!, COMMUNITY_REPO).filter((r) => r.via === 'resolve').map((r) => r.path))].sort();
+    assert.deepEqual(fetched, ['config.json', 'generation_config.json', 'onnx/model_q4.onnx', 'tokenizer.json', 'tokenizer_config.json']);
+    const before2 = [failed, id];
+    await run.runCommandWithInput('R1: Ask', 'Why would parsePort return a string?');
+    const id2 = await view.waitForNew(before2, 60_000);
+    const s2 = await view.waitForStatus(id2, ['complete', 'error', 'cancelled', 'length'], 180_000);
+    assert.equal(s2.status, 'complete', JSON.stringify(s2));
+    assert.match(run.extensionLog(), /Model loaded in \d+ ms: .*DeepSeek-R1-Distill-Qwen-1\.5B-ONNX\/onnx\/model_q4\.onnx/);
 
     // A folder larger than the disk: the download refuses before fetching it.
     await run.runCommandWithInput('R1: Download Model', 'R1-Distill-Qwen-7B int4 (CPU, onnxruntime-genai)');

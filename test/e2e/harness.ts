@@ -384,6 +384,9 @@ export class E2E {
   async runCommand(title: string): Promise<void> {
     const page = this.page;
     const input = page.locator('.quick-input-widget .quick-input-box input');
+    // A quick input that is closing (Quick Open after openFile, a quick pick just answered) is
+    // still "visible" for a moment and takes no typing: let it go first.
+    if (await input.isVisible()) await input.waitFor({ state: 'hidden', timeout: 1500 }).catch(() => undefined);
     if (!(await input.isVisible())) {
       await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 }, force: true }).catch(() => undefined);
       await page.keyboard.press('F1');
