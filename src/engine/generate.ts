@@ -14,6 +14,7 @@ import type {
   ExecutionProvider,
   GenerateOptions,
   GenerationResult,
+  GenerationStats,
   GenerationStatus,
   ModelVariant,
   SamplingOptions,
@@ -43,6 +44,32 @@ export interface GenerationContext {
 }
 
 /** Gives the event loop a turn (timers, IPC, an abort from elsewhere). Costs a few microseconds. */
+/**
+ * The result of a request that generated nothing (cancelled before it started, or refused): empty
+ * text and zero figures, with where it would have run.
+ */
+export function noGeneration(status: GenerationResult['status'], provider: GenerationStats['provider'], variant: GenerationStats['variant']): GenerationResult {
+  return {
+    status,
+    reasoning: '',
+    answer: '',
+    codeBlocks: [],
+    truncation: [],
+    stats: {
+      promptTokens: 0,
+      reusedPromptTokens: 0,
+      reasoningTokens: 0,
+      answerTokens: 0,
+      timeToFirstTokenMs: 0,
+      prefillTokensPerSecond: 0,
+      decodeTokensPerSecond: 0,
+      provider,
+      variant,
+      thinkingBudgetHit: false,
+    },
+  };
+}
+
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }

@@ -7,6 +7,7 @@ export { renderChat } from './prompt';
 /** For clients of a server (src/remote): the same user turns as chat messages, and the same reasoning/answer split and code blocks. */
 export { buildMessages, estimateTokens, type FittedMessages } from './prompt';
 export { ReasoningSplitter } from './reasoning';
+export { noGeneration } from './generate';
 export { extractCodeBlocks } from './codeBlocks';
 export type { ModelErrorCode } from './errors';
 export * from './types';

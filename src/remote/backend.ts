@@ -14,6 +14,7 @@ import {
   estimateTokens,
   extractCodeBlocks,
   isModelError,
+  noGeneration,
   type GenerateOptions,
   type GenerationResult,
   type GenerationStatus,
@@ -361,36 +362,20 @@ export class RemoteBackend {
 
   private emptyResult(status: GenerationStatus, target: RemoteTarget | undefined, userTurn?: string, truncation: TruncationNote[] = []): GenerationResult {
     const t = target ?? this.target;
-    return {
-      status,
-      reasoning: '',
-      answer: '',
-      codeBlocks: [],
-      truncation,
-      ...(userTurn !== undefined ? { userTurn } : {}),
-      stats: {
-        promptTokens: 0,
-        reusedPromptTokens: 0,
-        reasoningTokens: 0,
-        answerTokens: 0,
-        timeToFirstTokenMs: 0,
-        prefillTokensPerSecond: 0,
-        decodeTokensPerSecond: 0,
-        provider: 'server',
-        variant: 'server',
-        thinkingBudgetHit: false,
-        server: {
-          url: this.server.raw,
-          host: this.server.host,
-          model: t?.model ?? this.config.model ?? '',
-          kind: t?.kind ?? 'unknown',
-          api: t?.api ?? 'openai',
-          streamed: false,
-          reasoningTokensFrom: 'estimate',
-          tokensFrom: 'estimate',
-          reasoningMs: 0,
-        },
-      },
+    const r = noGeneration(status, 'server', 'server');
+    r.truncation = truncation;
+    if (userTurn !== undefined) r.userTurn = userTurn;
+    r.stats.server = {
+      url: this.server.raw,
+      host: this.server.host,
+      model: t?.model ?? this.config.model ?? '',
+      kind: t?.kind ?? 'unknown',
+      api: t?.api ?? 'openai',
+      streamed: false,
+      reasoningTokensFrom: 'estimate',
+      tokensFrom: 'estimate',
+      reasoningMs: 0,
     };
+    return r;
   }
 }

@@ -17,7 +17,7 @@ import {
   type CancellationToken,
   type WorkDoneProgressReporter,
 } from 'vscode-languageserver/node';
-import { R1Engine } from '../engine';
+import { R1Engine, noGeneration } from '../engine';
 import { isModelError } from '../engine/errors';
 import { probeMachine } from '../engine/machine';
 import { isNotableFallback, type PlatformProbe } from '../engine/providers';
@@ -293,25 +293,7 @@ function toPromptRequest(kind: PromptKind, p: GenerateParams): PromptRequest {
 
 function emptyResult(status: GenerationResult['status'], onServer = false): GenerationResult {
   const info = onServer ? undefined : host.loadedInfo;
-  return {
-    status,
-    reasoning: '',
-    answer: '',
-    codeBlocks: [],
-    truncation: [],
-    stats: {
-      promptTokens: 0,
-      reusedPromptTokens: 0,
-      reasoningTokens: 0,
-      answerTokens: 0,
-      timeToFirstTokenMs: 0,
-      prefillTokensPerSecond: 0,
-      decodeTokensPerSecond: 0,
-      provider: onServer ? 'server' : (info?.provider ?? 'cpu'),
-      variant: onServer ? 'server' : (info?.variant ?? 'q4'),
-      thinkingBudgetHit: false,
-    },
-  };
+  return onServer ? noGeneration(status, 'server', 'server') : noGeneration(status, info?.provider ?? 'cpu', info?.variant ?? 'q4');
 }
 
 function toResponseError(e: unknown): ResponseError<GenerateError> {
