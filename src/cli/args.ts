@@ -265,7 +265,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') return { command: 'help' };
   if (command === 'install-cuda') return parseInstallCuda(rest);
   if (command === 'serve') return parseServe(rest);
-  if (command !== 'ask' && command !== 'info') throw new UsageError(`unknown command "${command}" (expected ask, info, install-cuda or serve)`);
+  if (command !== 'ask' && command !== 'info') throw new UsageError(`unknown command "${command}" (expected ask, info, models, serve or install-cuda)`);
   let parsed;
   try {
     parsed = parseArgs({
