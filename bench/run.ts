@@ -620,7 +620,7 @@ export function renderRun(j: RunJson, heading = ''): string {
   lines.push('');
   if (j.gguf) lines.push(...llamaCppSection(j), '');
   lines.push(
-    `Greedy tokens identical for the first ${n('oursVsBareOrt')} steps (ours vs bare ORT, same prepared file)${hasTjs ? `, ${n('oursVsTransformersJs')} (ours vs transformers.js, which computes MatMulNBits in float32: int8 rounding flips near-ties of random weights)` : ''}.`,
+    `Greedy tokens identical for the first ${n('oursVsBareOrt')} steps (ours vs bare ORT, same prepared file)${hasTjs ? `, ${n('oursVsTransformersJs')} (ours vs transformers.js${g.oursVsTransformersJs != null && g.oursVsTransformersJs !== of?.oursVsTransformersJs ? ', which computes MatMulNBits in float32: int8 rounding flips near-ties of random weights' : ''})` : ''}.`,
   );
   lines.push('');
   return `${lines.join('\n')}\n`;
