@@ -2,8 +2,17 @@
  * Command-line parsing for `r1` (node:util parseArgs), separate from running so it can be
  * tested. Every mistake is a UsageError with a one-line message (exit code 2).
  */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { GraphOptimizationLevel, ModelVariant, ProviderPreference } from '../engine/types';
+
+/** node:util's parseArgs, strict, with its complaint as a one-line UsageError. */
+export function strictArgs<T extends Omit<ParseArgsConfig, 'args' | 'strict'>>(rest: readonly string[], config: T) {
+  try {
+    return parseArgs<T & { args: string[]; strict: true }>({ ...config, args: [...rest], strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]!);
+  }
+}
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -133,26 +142,18 @@ export interface ServeArgs extends Omit<CommonArgs, 'json'> {
 export type CliArgs = AskArgs | InfoArgs | InstallCudaArgs | ServeArgs | { command: 'help' };
 
 function parseInstallCuda(rest: readonly string[]): InstallCudaArgs | { command: 'help' } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...rest],
-      allowPositionals: false,
-      strict: true,
-      options: {
-        feed: { type: 'string' },
-        check: { type: 'boolean', default: false },
-        target: { type: 'string' },
-        version: { type: 'string' },
-        sha512: { type: 'string' },
-        'download-dir': { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]!);
-  }
+  const parsed = strictArgs(rest, {
+    options: {
+      feed: { type: 'string' },
+      check: { type: 'boolean', default: false },
+      target: { type: 'string' },
+      version: { type: 'string' },
+      sha512: { type: 'string' },
+      'download-dir': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   const v = parsed.values;
   if (v.help) return { command: 'help' };
   if (v.feed !== undefined && !/^https?:\/\/[^/]/.test(v.feed)) throw new UsageError(`--feed must be an http(s) URL, got "${v.feed}"`);
@@ -172,34 +173,26 @@ function parseInstallCuda(rest: readonly string[]): InstallCudaArgs | { command:
 }
 
 function parseServe(rest: readonly string[]): ServeArgs | { command: 'help' } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...rest],
-      allowPositionals: false,
-      strict: true,
-      options: {
-        model: { type: 'string', short: 'm' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'api-key': { type: 'string' },
-        insecure: { type: 'boolean', default: false },
-        queue: { type: 'string' },
-        'served-model-name': { type: 'string' },
-        'reasoning-field': { type: 'string' },
-        'max-tokens': { type: 'string' },
-        'thinking-budget': { type: 'string' },
-        'context-window': { type: 'string' },
-        provider: { type: 'string' },
-        variant: { type: 'string' },
-        threads: { type: 'string' },
-        'graph-opt': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]!);
-  }
+  const parsed = strictArgs(rest, {
+    options: {
+      model: { type: 'string', short: 'm' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'api-key': { type: 'string' },
+      insecure: { type: 'boolean', default: false },
+      queue: { type: 'string' },
+      'served-model-name': { type: 'string' },
+      'reasoning-field': { type: 'string' },
+      'max-tokens': { type: 'string' },
+      'thinking-budget': { type: 'string' },
+      'context-window': { type: 'string' },
+      provider: { type: 'string' },
+      variant: { type: 'string' },
+      threads: { type: 'string' },
+      'graph-opt': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   const v = parsed.values;
   if (v.help) return { command: 'help' };
   if (!v.model) throw new UsageError('--model DIR is required');
@@ -266,38 +259,31 @@ export function parseCli(argv: readonly string[]): CliArgs {
   if (command === 'install-cuda') return parseInstallCuda(rest);
   if (command === 'serve') return parseServe(rest);
   if (command !== 'ask' && command !== 'info') throw new UsageError(`unknown command "${command}" (expected ask, info, models, serve or install-cuda)`);
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...rest],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        model: { type: 'string', short: 'm' },
-        file: { type: 'string' },
-        selection: { type: 'string' },
-        'max-new-tokens': { type: 'string' },
-        'thinking-budget': { type: 'string' },
-        temperature: { type: 'string' },
-        'top-p': { type: 'string' },
-        'top-k': { type: 'string' },
-        seed: { type: 'string' },
-        'context-window': { type: 'string' },
-        provider: { type: 'string' },
-        variant: { type: 'string' },
-        threads: { type: 'string' },
-        'graph-opt': { type: 'string' },
-        server: { type: 'string' },
-        'server-model': { type: 'string' },
-        'server-api': { type: 'string' },
-        'api-key-env': { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]!);
-  }
+  const parsed = strictArgs(rest, {
+    options: {
+      model: { type: 'string', short: 'm' },
+      file: { type: 'string' },
+      selection: { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      'thinking-budget': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'top-k': { type: 'string' },
+      seed: { type: 'string' },
+      'context-window': { type: 'string' },
+      provider: { type: 'string' },
+      variant: { type: 'string' },
+      threads: { type: 'string' },
+      'graph-opt': { type: 'string' },
+      server: { type: 'string' },
+      'server-model': { type: 'string' },
+      'server-api': { type: 'string' },
+      'api-key-env': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    allowPositionals: true,
+  });
   const v = parsed.values;
   if (v.help) return { command: 'help' };
   const server = parseServerArgs(command, v);

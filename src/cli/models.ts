@@ -13,14 +13,13 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { probeMachine, type MachineReport } from '../engine/machine';
 
 export type { MachineReport };
 import { type Catalogue, type CatalogueEntry, type DownloadState, downloadState, loadCatalogue, modelsDirCandidates } from '../install/catalogue';
 import { type EntryFit, gb, providerName, recommend } from '../install/recommend';
 import type { CheckCudaOptions } from '../platform/cuda';
-import { UsageError } from './args';
+import { strictArgs, UsageError } from './args';
 
 export interface ModelsArgs {
   json: boolean;
@@ -39,21 +38,13 @@ export interface ModelsIO {
 }
 
 export function parseModelsArgs(rest: readonly string[]): ModelsArgs | { command: 'help' } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...rest],
-      allowPositionals: false,
-      strict: true,
-      options: {
-        json: { type: 'boolean', default: false },
-        'models-dir': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]!);
-  }
+  const parsed = strictArgs(rest, {
+    options: {
+      json: { type: 'boolean', default: false },
+      'models-dir': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   const v = parsed.values;
   if (v.help) return { command: 'help' };
   if (v['models-dir'] !== undefined && v['models-dir'].trim() === '') throw new UsageError('--models-dir needs a folder');

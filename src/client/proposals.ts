@@ -5,7 +5,7 @@
  * time. Pending proposals are kept in `workspaceState`, so they survive a window reload.
  */
 import * as vscode from 'vscode';
-import { fileHunks, hunkHeader } from '../protocol/diff';
+import { fileHunks, hunkHeader, type LineEdit } from '../protocol/diff';
 import { verdictLabel, type CheckVerdict, type Proposal, type ProposalState } from '../protocol/webview';
 import { reanchor } from './edits/anchor';
 import { acceptHunk, rejectHunk, type HunkChoice } from './edits/hunks';
@@ -48,6 +48,11 @@ export function startLineOf(s: Pick<TargetSnapshot, 'documentText' | 'offset'>):
   let line = 1;
   for (let i = s.documentText.indexOf('\n'); i >= 0 && i < s.offset; i = s.documentText.indexOf('\n', i + 1)) line++;
   return line;
+}
+
+/** A stored proposal as the diff sees it (the hunks the view, the lenses and per-hunk review share). */
+function lineEdit(p: Pick<StoredProposal, 'original' | 'proposed' | 'documentText' | 'offset'>): LineEdit {
+  return { original: p.original, proposed: p.proposed, startLine: startLineOf(p) };
 }
 
 interface StoredProposal extends TargetSnapshot {
@@ -139,7 +144,7 @@ export class ProposalStore implements vscode.TextDocumentContentProvider, vscode
   /** Applies one hunk; the other hunks stay proposed against the new text. */
   async acceptHunk(id: string, choice: HunkChoice): Promise<void> {
     const p = this.pendingOr(id, 'accept');
-    const { apply, rest } = acceptHunk({ original: p.original, proposed: p.proposed, startLine: startLineOf(p) }, choice);
+    const { apply, rest } = acceptHunk(lineEdit(p), choice);
     if (!(await this.confirmProblems(p))) return;
     const { document, offset } = await this.apply(p, apply, 'R1: accept one change of the proposed edit');
     if (!rest) {
@@ -165,7 +170,7 @@ export class ProposalStore implements vscode.TextDocumentContentProvider, vscode
   /** Drops one hunk from the proposal; rejecting the last one rejects the proposal. */
   rejectHunk(id: string, choice: HunkChoice): void {
     const p = this.pendingOr(id, 'reject');
-    const rest = rejectHunk({ original: p.original, proposed: p.proposed, startLine: startLineOf(p) }, choice);
+    const rest = rejectHunk(lineEdit(p), choice);
     if (!rest) {
       this.pending.delete(p.id);
       this.view.setProposalState(p.id, 'rejected');
@@ -188,7 +193,7 @@ export class ProposalStore implements vscode.TextDocumentContentProvider, vscode
     const [, id, side] = editor.document.uri.path.split('/');
     const p = this.pendingOr(id, action);
     const line = editor.selection.active.line + 1;
-    const hunks = fileHunks({ original: p.original, proposed: p.proposed, startLine: startLineOf(p) });
+    const hunks = fileHunks(lineEdit(p));
     const i = hunks.findIndex((h) => {
       const [start, count] = side === 'original' ? [h.oldStart, h.oldLines] : [h.newStart, h.newLines];
       return line >= start && line < start + Math.max(1, count);
@@ -220,7 +225,7 @@ export class ProposalStore implements vscode.TextDocumentContentProvider, vscode
     const [, id, side] = document.uri.path.split('/');
     const p = this.pending.get(id);
     if (!p || side !== 'proposed') return [];
-    const hunks = fileHunks({ original: p.original, proposed: p.proposed, startLine: startLineOf(p) });
+    const hunks = fileHunks(lineEdit(p));
     if (hunks.length < 2) return [];
     return hunks.flatMap((h, i) => {
       const line = Math.max(0, Math.min(document.lineCount - 1, h.newStart - 1));
