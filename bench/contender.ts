@@ -12,7 +12,8 @@
  *   onnxruntime-genai folder has neither, so run.ts does not start it there;
  * - `bare-ort`: session.run + argmax on the same prepared file and session options as ours, with
  *   what the graph declares: the folder's input and output names (genai_config.json's in the genai
- *   layout), position_ids only when the graph has that input, the engine's KV slots when the copy
+ *   layout), position_ids only when the graph has that input, r1_logit_count = 1 when the prepared
+ *   copy takes it (the last position's logits, as the engine's plain step), the engine's KV slots when the copy
  *   outputs new rows only (else present.* fed back as past_key_values.*), the prompt in one piece
  *   when the graph takes one token at a time once its cache holds some (the builder's
  *   MultiHeadAttention graph whose attention was not rewritten); no detokenization: the floor for
@@ -31,7 +32,7 @@ import { R1Engine, sessionOptions } from '../src/engine/engine';
 import { type ValueMetadataLike, chooseVariant, readModelFolder, validateSignature } from '../src/engine/modelFolder';
 import { checkedRewrites } from '../src/engine/graph/check';
 import { prepareModelForCpu } from '../src/engine/graph/prepare';
-import { type GraphRewrites, KV_NEW_ROWS_DIM } from '../src/engine/graph/rewrites';
+import { type GraphRewrites, KV_NEW_ROWS_DIM, LOGIT_COUNT_INPUT } from '../src/engine/graph/rewrites';
 import { float16Table } from '../src/engine/session';
 import type { GenerationResult, LoadOptions, ModelVariant, PreparedStep, ProviderPreference } from '../src/engine/types';
 import { Rng } from '../test/fixtures/onnx/rng';
@@ -287,6 +288,7 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
     s.cap = cap;
     s.past = bufs.map((b) => new ort.Tensor('float32', b, [1, kv, cap, hd]));
   };
+  const logitCountOne = new ort.Tensor('int64', BigInt64Array.from([1n]), [1]);
   // Runs `ids` after the cached tokens; returns the argmax of the last row.
   const step = async (ids: number[], s: Kv, runOptions?: ort.InferenceSession.RunOptions) => {
     const n = ids.length;
@@ -299,6 +301,8 @@ async function runBare(p: ContenderParams): Promise<ContenderResult> {
       [names.attentionMask]: new ort.Tensor('int64', mask, [1, width + n]),
     };
     if (sig.feedsPositionIds) feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(s.filled + i))), [1, n]);
+    // The prepared copy's own input (since PREPARE_VERSION 7): logits of the last position only, as the engine asks for a plain step.
+    if (sig.feedsLogitCount) feeds[LOGIT_COUNT_INPUT] = logitCountOne;
     pastNames.forEach((pn, t) => (feeds[pn] = s.past[t]!));
     const out = runOptions ? await session.run(feeds, runOptions) : await session.run(feeds);
     if (newRows) {

@@ -39,6 +39,7 @@ import { measureBandwidth, type BandwidthResult } from './bandwidth';
 import { type ContenderKind, type ContenderParams, type ContenderResult, LLAMA_CPP_KINDS } from './contender';
 import { type GgufManifest, buildBenchGguf } from './ggufModel';
 import { BENCH_DIR, BENCH_LAYOUTS, BENCH_SHAPES, type BenchLayout, type BenchModelManifest, type BenchShape, LAYOUT_VARIANTS, buildBenchModel, DEFAULT_SEED, defaultVariant } from './model';
+import { type LookupJson, applyLookupRatios, renderLookup } from './lookupReport';
 import { R1Tokenizer } from '../src/engine/tokenizer';
 import type { GraphRewrites } from '../src/engine/graph/rewrites';
 import type { LoadOptions, ModelVariant, PreparedStep, ProviderPreference } from '../src/engine/types';
@@ -229,10 +230,11 @@ interface RunJson {
   wallSeconds: number;
 }
 
-/** bench/results.json: one run per layout, variant, shape and provider. */
+/** bench/results.json: one run per layout, variant, shape and provider; `lookup`: bench/lookup.ts's section, kept as it is. */
 interface ResultsDoc {
   schema: 2;
   runs: RunJson[];
+  lookup?: LookupJson;
 }
 
 /** results.json as written before layouts were recorded (one run) or now (a ResultsDoc). */
@@ -250,16 +252,23 @@ const HEADLINE = JSON.stringify(['onnx-community', 'q4', '1.5b', 'cpu']);
 /** The runs to keep: this one, and the existing file's runs of other layouts, variants, shapes or providers (not a file written before layouts were recorded: this run replaces it). */
 function merged(file: string, run: RunJson, merge: boolean): ResultsDoc {
   let others: RunJson[] = [];
+  let lookup: LookupJson | undefined;
   if (merge && existsSync(file)) {
     try {
       const old = JSON.parse(readFileSync(file, 'utf8')) as ResultsJson;
-      if ('runs' in old) others = old.runs.filter((r) => runKey(r) !== runKey(run));
+      if ('runs' in old) {
+        others = old.runs.filter((r) => runKey(r) !== runKey(run));
+        lookup = old.lookup;
+      }
     } catch {
       // unreadable: start over
     }
   }
   const order = (r: RunJson) => (runKey(r) === HEADLINE ? -1 : BENCH_LAYOUTS.indexOf(r.layout ?? 'optimum') * 10 + BENCH_SHAPES.indexOf((r.shape ?? 'tiny') as BenchShape));
-  return { schema: 2, runs: [...others, run].sort((a, b) => order(a) - order(b)) };
+  const doc: ResultsDoc = { schema: 2, runs: [...others, run].sort((a, b) => order(a) - order(b)), ...(lookup ? { lookup } : {}) };
+  // A new headline run carries the lookup section's ratios too (bench/lookup.ts measured them).
+  applyLookupRatios(doc);
+  return doc;
 }
 
 async function main(): Promise<void> {
@@ -470,7 +479,8 @@ export function renderMarkdown(j: ResultsJson): string {
     'Up to session 3 the benchmark measured an Optimum-style model of its own; the layouts people download run differently (transformers.js, for one, is much faster on the builder graph). Which figures changed, and why: bench/NOTES.md, "Final figures on the real layouts".',
     '',
   );
-  return `${lines.join('\n')}\n${runs.map((r) => renderRun(r, runs.length > 1 ? '## ' : '')).join('\n')}`;
+  const lookup = 'runs' in j && j.lookup ? `\n${renderLookup(j.lookup)}` : '';
+  return `${lines.join('\n')}\n${runs.map((r) => renderRun(r, runs.length > 1 ? '## ' : '')).join('\n')}${lookup}`;
 }
 
 const LLAMA: ReadonlyArray<readonly [string, string, string]> = [
