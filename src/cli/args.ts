@@ -47,6 +47,8 @@ Options for both (a local model):
   --variant V            auto | q4 | q4f16 | fp16 | fp32 | int8 | uint8 | quantized | bnb4 (default auto)
   --threads N            CPU intra-op threads (0: ONNX Runtime decides)
   --graph-opt L          disabled | basic | extended | all (default all)
+  --no-prompt-lookup     one token per forward pass (by default drafts copied from the prompt are
+                         checked several at a time on the CPU; the text is the same either way)
 Options for serve (an OpenAI-compatible server: POST /v1/chat/completions, GET /v1/models, GET /health):
   --host H               address to listen on (default 127.0.0.1); another than loopback needs a key or --insecure
   --port N               port (default 8000; 0 picks a free one). The first line on stdout is the URL
@@ -58,7 +60,7 @@ Options for serve (an OpenAI-compatible server: POST /v1/chat/completions, GET /
   --max-tokens N         completion tokens when a request sets no max_tokens (default 4096)
   --thinking-budget N    reasoning tokens when a request sets no thinking_token_budget (default 0: none)
   --context-window N     prompt plus completion tokens (default 8192); longer prompts get a 400
-  --provider, --variant, --threads, --graph-opt as for ask
+  --provider, --variant, --threads, --graph-opt, --no-prompt-lookup as for ask
 Options for install-cuda (Linux x64: CUDA 12 + cuDNN 9 support for onnxruntime-node):
   --feed URL             NuGet v3 flat container (default https://api.nuget.org/v3-flatcontainer/)
   --check                only check the CUDA 12 / cuDNN 9 runtime libraries and the install
@@ -97,6 +99,8 @@ export interface AskArgs extends CommonArgs {
   topK?: number;
   seed?: number;
   contextWindow?: number;
+  /** --no-prompt-lookup: one token per forward pass (the output is the same either way). */
+  promptLookup?: 'off';
   /** Ask a server instead of loading --model (then `model` is ''). */
   server?: ServerArgs;
 }
@@ -137,6 +141,8 @@ export interface ServeArgs extends Omit<CommonArgs, 'json'> {
   maxTokens: number;
   thinkingBudget: number;
   contextWindow: number;
+  /** --no-prompt-lookup */
+  promptLookup?: 'off';
 }
 
 export type CliArgs = AskArgs | InfoArgs | InstallCudaArgs | ServeArgs | { command: 'help' };
@@ -186,6 +192,7 @@ function parseServe(rest: readonly string[]): ServeArgs | { command: 'help' } {
       'max-tokens': { type: 'string' },
       'thinking-budget': { type: 'string' },
       'context-window': { type: 'string' },
+      'no-prompt-lookup': { type: 'boolean', default: false },
       provider: { type: 'string' },
       variant: { type: 'string' },
       threads: { type: 'string' },
@@ -218,6 +225,7 @@ function parseServe(rest: readonly string[]): ServeArgs | { command: 'help' } {
     maxTokens: int('max-tokens', v['max-tokens'], 1) ?? 4096,
     thinkingBudget: int('thinking-budget', v['thinking-budget'], 0) ?? 0,
     contextWindow: int('context-window', v['context-window'], 2) ?? 8192,
+    ...(v['no-prompt-lookup'] ? { promptLookup: 'off' as const } : {}),
   };
 }
 
@@ -271,6 +279,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
       'top-k': { type: 'string' },
       seed: { type: 'string' },
       'context-window': { type: 'string' },
+      'no-prompt-lookup': { type: 'boolean', default: false },
       provider: { type: 'string' },
       variant: { type: 'string' },
       threads: { type: 'string' },
@@ -301,6 +310,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     for (const opt of ['file', 'selection', 'max-new-tokens', 'thinking-budget', 'temperature', 'top-p', 'top-k', 'seed', 'context-window'] as const) {
       if (v[opt] !== undefined) throw new UsageError(`--${opt} applies to ask, not info`);
     }
+    if (v['no-prompt-lookup']) throw new UsageError('--no-prompt-lookup applies to ask, not info');
     return { command: 'info', ...common };
   }
   const question = parsed.positionals.join(' ').trim();
@@ -319,6 +329,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     topK: int('top-k', v['top-k'], 0),
     seed: int('seed', v.seed, 0),
     contextWindow: int('context-window', v['context-window'], 2),
+    ...(v['no-prompt-lookup'] ? { promptLookup: 'off' as const } : {}),
     ...(server ? { server } : {}),
   };
   return args;
@@ -336,6 +347,7 @@ function parseServerArgs(command: 'ask' | 'info', v: Record<string, string | boo
   if (url.trim() === '') throw new UsageError('--server must not be empty');
   if (v.model !== undefined) throw new UsageError('--model and --server exclude each other: a local model, or a server');
   for (const opt of ['provider', 'variant', 'threads', 'graph-opt']) if (v[opt] !== undefined) throw new UsageError(`--${opt} applies to a local model, not to --server`);
+  if (v['no-prompt-lookup']) throw new UsageError('--no-prompt-lookup applies to a local model, not to --server (the server decodes its own way)');
   const keyEnv = str('api-key-env');
   if (keyEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(keyEnv)) throw new UsageError(`--api-key-env takes the name of an environment variable, got "${keyEnv}"`);
   return {

@@ -56,6 +56,13 @@ export function formatInfo(info: ModelInfo): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** "; prompt lookup: 1.9 tokens a pass (412 of 530 drafted tokens kept)" when drafts were checked. */
+function lookupStats(s: GenerationResult['stats']): string {
+  if (!s.draftTokens || !s.forwardPasses) return '';
+  const perPass = (s.reasoningTokens + s.answerTokens) / (s.forwardPasses + 1);
+  return `; prompt lookup: ${perPass.toFixed(1)} tokens a pass (${s.acceptedDraftTokens ?? 0} of ${s.draftTokens} drafted tokens kept)`;
+}
+
 export function formatStats(r: GenerationResult, color: boolean): string {
   const s = r.stats;
   // A server's figures it did not report are estimates: marked with ~.
@@ -64,6 +71,6 @@ export function formatStats(r: GenerationResult, color: boolean): string {
   const text =
     `${r.status}: ${est(s.server?.tokensFrom)}${s.promptTokens} prompt tokens${s.reusedPromptTokens > 0 ? ` (${s.reusedPromptTokens} ${s.server ? 'cached by the server' : 'reused from the previous request'})` : ''}, ${est(s.server?.reasoningTokensFrom)}${s.reasoningTokens} reasoning + ${est(s.server?.tokensFrom)}${s.answerTokens} answer tokens; ` +
     `first token ${Math.round(s.timeToFirstTokenMs)} ms, prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s; ` +
-    `${where}${s.thinkingBudgetHit ? '; thinking budget reached' : ''}`;
+    `${where}${s.thinkingBudgetHit ? '; thinking budget reached' : ''}${lookupStats(s)}`;
   return color ? `\x1b[2m${text}\x1b[22m` : text;
 }

@@ -126,6 +126,7 @@ async function runAsk(a: AskArgs, io: CliIO): Promise<number> {
         topK: a.topK,
         seed: a.seed,
         contextWindow: a.contextWindow,
+        promptLookup: a.promptLookup,
         signal: controller.signal,
         onEvent: a.json
           ? undefined

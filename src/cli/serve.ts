@@ -47,7 +47,7 @@ export async function runServe(a: ServeArgs, io: ServeIO): Promise<number> {
     graphOptimizationLevel: a.graphOptimizationLevel,
     onProgress: io.stderr.isTTY === true ? (p) => log(p.message) : undefined,
   });
-  const backend = engineBackend(engine);
+  const backend = engineBackend(engine, { promptLookup: a.promptLookup });
   const modelId = a.servedModelName ?? basename(resolve(a.model));
   let server;
   try {

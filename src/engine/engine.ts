@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
 import {
   type GenerationContext,
+  type GenerationInternals,
   checkPrompt,
   resolveOptions,
   runGeneration,
@@ -300,12 +301,15 @@ export class R1Engine {
     return { ...(await this.run(ids, opts, truncation)), userTurn };
   }
 
-  /** Generates from prompt token ids; refuses prompts that do not fit the context window. */
-  generateFromIds(ids: number[], opts: GenerateOptions = {}): Promise<GenerationResult> {
-    return this.run(ids, opts, []);
+  /**
+   * Generates from prompt token ids; refuses prompts that do not fit the context window.
+   * `internals` are test and benchmark seams (GenerationInternals).
+   */
+  generateFromIds(ids: number[], opts: GenerateOptions = {}, internals?: GenerationInternals): Promise<GenerationResult> {
+    return this.run(ids, opts, [], internals);
   }
 
-  private async run(ids: readonly number[], opts: GenerateOptions, truncation: TruncationNote[]): Promise<GenerationResult> {
+  private async run(ids: readonly number[], opts: GenerateOptions, truncation: TruncationNote[], internals?: GenerationInternals): Promise<GenerationResult> {
     if (this.disposed) throw new ModelError('invalid-request', 'the engine was disposed.', 'Load the model again.');
     if (this.busy) {
       throw new ModelError('busy', 'a generation is already running on this model.', 'Wait for it to finish or cancel it first.');
@@ -314,7 +318,7 @@ export class R1Engine {
     checkPrompt(ids, o, this.ctx.vocabSize);
     this.busy = true;
     try {
-      return await runGeneration(this.ctx, ids, o, opts, truncation);
+      return await runGeneration(this.ctx, ids, o, opts, truncation, internals);
     } finally {
       this.busy = false;
     }

@@ -1,12 +1,15 @@
 /**
  * The int64 feeds of a decoder step that both KV paths (the engine's slots, kvSlots.ts, and the
- * export's own hand-off, session.ts) build the same way: input_ids and position_ids.
+ * export's own hand-off, session.ts) build the same way: input_ids, position_ids and a prepared
+ * copy's r1_logit_count.
  */
 import * as ort from 'onnxruntime-node';
 
 export class TokenFeeds {
   /** A decode step's one id, reused: no allocation per token. */
   private readonly one = new BigInt64Array(1);
+  /** r1_logit_count tensors by count (1 for every decode step, a few others for lookup passes). */
+  private readonly counts = new Map<number, ort.Tensor>();
   /** 0, 1, 2, …: position_ids are views into it. */
   private iota = new BigInt64Array(0);
 
@@ -31,5 +34,12 @@ export class TokenFeeds {
       for (let i = 0; i < n; i++) this.iota[i] = BigInt(i);
     }
     return new ort.Tensor('int64', this.iota.subarray(from, end), [1, seq]);
+  }
+
+  /** r1_logit_count [1]: logits for the last `n` positions (graph/rewrites.ts LOGIT_COUNT_INPUT). */
+  logitCount(n: number): ort.Tensor {
+    let t = this.counts.get(n);
+    if (!t) this.counts.set(n, (t = new ort.Tensor('int64', BigInt64Array.of(BigInt(n)), [1])));
+    return t;
   }
 }

@@ -6,6 +6,7 @@
 import { THINK_CLOSE } from '../text/thinking';
 import { extractCodeBlocks } from './codeBlocks';
 import { ModelError } from './errors';
+import { PromptLookup, verifyDrafts } from './lookup';
 import { ReasoningSplitter } from './reasoning';
 import { Sampler } from './sampler';
 import type { DecoderSession } from './session';
@@ -80,6 +81,7 @@ export interface ResolvedOptions {
   prefillChunkSize: number;
   thinkingBudget: number;
   stopOnEos: boolean;
+  promptLookup: NonNullable<GenerateOptions['promptLookup']>;
   sampling: Required<Pick<SamplingOptions, 'temperature' | 'topP' | 'topK'>> & { seed?: number };
 }
 
@@ -97,6 +99,9 @@ export function resolveOptions(ctx: Pick<GenerationContext, 'maxPositionEmbeddin
   checkInt('prefillChunkSize', opts.prefillChunkSize, 1);
   checkInt('thinkingBudget', opts.thinkingBudget, 0);
   checkInt('topK', opts.topK, 0);
+  if (opts.promptLookup !== undefined && !['auto', 'on', 'off'].includes(opts.promptLookup)) {
+    throw new ModelError('invalid-request', `promptLookup must be 'auto', 'on' or 'off', got ${JSON.stringify(opts.promptLookup)}.`, "Pass promptLookup 'auto' or 'off'.");
+  }
   const temperature = opts.temperature ?? ctx.defaults.temperature ?? DEFAULT_TEMPERATURE;
   const topP = opts.topP ?? ctx.defaults.topP ?? DEFAULT_TOP_P;
   if (!(temperature >= 0 && temperature <= 100)) throw new ModelError('invalid-request', `temperature must be >= 0, got ${temperature}.`, 'Pass a temperature between 0 and 2.');
@@ -107,6 +112,7 @@ export function resolveOptions(ctx: Pick<GenerationContext, 'maxPositionEmbeddin
     prefillChunkSize: opts.prefillChunkSize ?? DEFAULT_PREFILL_CHUNK,
     thinkingBudget: opts.thinkingBudget ?? 0,
     stopOnEos: opts.stopOnEos ?? true,
+    promptLookup: opts.promptLookup ?? 'auto',
     sampling: { temperature, topP, topK: opts.topK ?? ctx.defaults.topK ?? 0, seed: opts.seed },
   };
 }
@@ -128,6 +134,18 @@ export function checkPrompt(ids: readonly number[], o: ResolvedOptions, vocab: n
   }
 }
 
+/** Test and benchmark seams of one generation. Not part of the public API. */
+export interface GenerationInternals {
+  /**
+   * Chooses every token in place of the sampler: `row` is that position's logits, `generated` the
+   * tokens generated so far in this request. The benchmark replays a real text through the real
+   * engine with it (bench/lookup.ts).
+   */
+  pick?: (row: Float32Array, generated: readonly number[]) => number;
+  /** Drafts in place of prompt lookup's (where lookup is on): tests check verification with known drafts. */
+  draft?: (context: readonly number[], max: number) => number[];
+}
+
 /** Runs one generation from prompt ids. Never throws for cancellation or runtime failures (status tells). */
 export async function runGeneration(
   ctx: GenerationContext,
@@ -135,6 +153,7 @@ export async function runGeneration(
   o: ResolvedOptions,
   opts: GenerateOptions,
   truncation: TruncationNote[],
+  internals: GenerationInternals = {},
 ): Promise<GenerationResult> {
   const { decoder, tokenizer } = ctx;
   const sampler = new Sampler(o.sampling);
@@ -142,6 +161,14 @@ export async function runGeneration(
   let stream = tokenizer.createStreamDecoder();
   const signal = opts.signal;
   const onEvent = opts.onEvent;
+  const verification = decoder.verification;
+  const lookup = (o.promptLookup === 'auto' && verification === 'free') || (o.promptLookup === 'on' && verification !== 'none') ? new PromptLookup() : undefined;
+  const vocab = ctx.vocabSize;
+  /** The prompt and every token generated since (forced ones too): what drafts are looked up in. */
+  const context = promptIds.slice();
+  const generated: number[] = [];
+  const pick = internals.pick;
+  const choose = pick ? (row: Float32Array) => pick(row, generated) : (row: Float32Array) => sampler.sample(row, ctx.samplableVocab);
   let reasoningTokens = 0;
   let answerTokens = 0;
   let newTokens = 0;
@@ -152,7 +179,11 @@ export async function runGeneration(
   let prefillMs = 0;
   let tFirst = 0;
   let tEnd = 0;
-  let decodeSteps = 0;
+  /** Tokens chosen from the logits of decode passes (after the prompt's). */
+  let decodedTokens = 0;
+  let forwardPasses = 0;
+  let draftTokens = 0;
+  let acceptedDraftTokens = 0;
 
   const emit = (events: StreamEvent[]) => {
     if (!onEvent) return;
@@ -160,6 +191,43 @@ export async function runGeneration(
   };
   const pushText = (text: string) => {
     if (text) emit(splitter.push(text));
+  };
+  const append = (ids: readonly number[]) => {
+    for (const id of ids) {
+      context.push(id);
+      generated.push(id);
+    }
+  };
+
+  /**
+   * Takes one chosen token: eos, counting, streaming, the thinking budget (whose closing tokens
+   * follow it) and the length limit. Returns the status that ends the generation, if it does.
+   */
+  const take = (tok: number): GenerationStatus | undefined => {
+    newTokens++;
+    if (newTokens === 1) {
+      tFirst = performance.now();
+      timeToFirstTokenMs = tFirst - t0;
+    }
+    if (o.stopOnEos && ctx.eosTokenIds.has(tok)) return 'complete';
+    if (splitter.inAnswer) answerTokens++;
+    else reasoningTokens++;
+    pushText(stream.push(tok));
+    append([tok]);
+    if (o.thinkingBudget > 0 && !thinkingBudgetHit && !splitter.inAnswer && reasoningTokens >= o.thinkingBudget) {
+      // Close the reasoning ourselves: the model reads "</think>\n\n" as its own output, with
+      // the folder's own `</think>` token when its tokenizer has one.
+      thinkingBudgetHit = true;
+      pushText(stream.flush());
+      stream = tokenizer.createStreamDecoder();
+      const closing = `${THINK_CLOSE}\n\n`;
+      const forced = tokenizer.thinkEndId === undefined ? tokenizer.encode(closing) : [tokenizer.thinkEndId, ...tokenizer.encode('\n\n')];
+      append(forced);
+      newTokens += forced.length;
+      pushText(closing);
+    }
+    if (newTokens >= o.maxNewTokens) return 'length';
+    return undefined;
   };
 
   const t0 = performance.now();
@@ -172,38 +240,38 @@ export async function runGeneration(
         await yieldToEventLoop();
       });
       prefillMs = performance.now() - t0;
+      /** The drafted tokens the last pass checked; its logits have a row more. */
+      let drafts: number[] = [];
+      let first = true;
+      /** Cached tokens before the last pass: those agree with the context. */
+      let passStart = 0;
       for (;;) {
-        const tok = sampler.sample(logits, ctx.samplableVocab);
-        newTokens++;
-        if (newTokens === 1) {
-          tFirst = performance.now();
-          timeToFirstTokenMs = tFirst - t0;
+        // Row r of the logits follows the pass's tokens up to draft r (row 0: before any draft).
+        let end: GenerationStatus | undefined;
+        const closedBefore: boolean = thinkingBudgetHit;
+        const accepted = verifyDrafts(
+          drafts,
+          (r) => choose(logits.subarray(r * vocab, (r + 1) * vocab)),
+          (tok) => {
+            if (!first) decodedTokens++;
+            end = take(tok);
+            // The budget's closing tokens replace whatever the drafts said next.
+            return !end && thinkingBudgetHit === closedBefore;
+          },
+        );
+        first = false;
+        if (drafts.length > 0) {
+          acceptedDraftTokens += accepted;
+          lookup?.record(accepted);
         }
-        if (o.stopOnEos && ctx.eosTokenIds.has(tok)) {
-          status = 'complete';
+        if (end) {
+          status = end;
           break;
         }
-        if (splitter.inAnswer) answerTokens++;
-        else reasoningTokens++;
-        pushText(stream.push(tok));
-        const next = [tok];
-        if (o.thinkingBudget > 0 && !thinkingBudgetHit && !splitter.inAnswer && reasoningTokens >= o.thinkingBudget) {
-          // Close the reasoning ourselves: the model reads "</think>\n\n" as its own output, with
-          // the folder's own `</think>` token when its tokenizer has one.
-          thinkingBudgetHit = true;
-          pushText(stream.flush());
-          stream = tokenizer.createStreamDecoder();
-          const closing = `${THINK_CLOSE}\n\n`;
-          const forced = tokenizer.thinkEndId === undefined ? tokenizer.encode(closing) : [tokenizer.thinkEndId, ...tokenizer.encode('\n\n')];
-          next.push(...forced);
-          newTokens += forced.length;
-          pushText(closing);
-        }
-        if (newTokens >= o.maxNewTokens) {
-          status = 'length';
-          break;
-        }
-        if (decoder.pastLength + next.length > o.contextWindow) {
+        // The cache ran every draft: keep the rows of the tokens the text kept.
+        decoder.keepPrefixOf(context, passStart);
+        const pending = context.slice(decoder.pastLength);
+        if (decoder.pastLength + pending.length > o.contextWindow) {
           status = 'length';
           break;
         }
@@ -216,8 +284,15 @@ export async function runGeneration(
           status = 'cancelled';
           break;
         }
-        logits = await decoder.forward(next);
-        decodeSteps++;
+        // A pass emits at most drafts + 1 tokens: never draft past the length limits.
+        const room = Math.min(o.maxNewTokens - newTokens, o.contextWindow - decoder.pastLength - pending.length + 1) - 1;
+        drafts = lookup && room > 0 ? (internals.draft ? internals.draft(context, room) : lookup.draft(context, room)) : [];
+        draftTokens += drafts.length;
+        passStart = decoder.pastLength;
+        const tPass = performance.now();
+        logits = await decoder.forward(drafts.length > 0 ? [...pending, ...drafts] : pending, drafts.length + 1);
+        forwardPasses++;
+        if (pending.length === 1) lookup?.measured(1 + drafts.length, performance.now() - tPass);
       }
     }
   } catch (e) {
@@ -247,10 +322,13 @@ export async function runGeneration(
       answerTokens,
       timeToFirstTokenMs: round(timeToFirstTokenMs),
       prefillTokensPerSecond: prefillMs > 0 ? round(((promptIds.length - reused) * 1000) / prefillMs) : 0,
-      decodeTokensPerSecond: decodeSteps > 0 && tEnd > tFirst ? round((decodeSteps * 1000) / (tEnd - tFirst)) : 0,
+      decodeTokensPerSecond: decodedTokens > 0 && tEnd > tFirst ? round((decodedTokens * 1000) / (tEnd - tFirst)) : 0,
       provider: ctx.provider,
       variant: ctx.variant,
       thinkingBudgetHit,
+      forwardPasses,
+      draftTokens,
+      acceptedDraftTokens,
     },
     truncation,
   };

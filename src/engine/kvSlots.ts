@@ -20,7 +20,7 @@ import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
 import { TokenFeeds } from './feeds';
 import { runModel } from './run';
-import { KV_NEW_ROWS_DIM } from './graph/rewrites';
+import { KV_NEW_ROWS_DIM, LOGIT_COUNT_INPUT } from './graph/names';
 import type { GraphSignature } from './types';
 
 export const CAPACITY_STEP = 256;
@@ -98,10 +98,14 @@ export class SlotKvCache {
   }
 
 
-  /** Runs `ids` after the cached tokens and returns the last position's logits (a view; copy to keep). */
-  async forward(ids: ArrayLike<number>, runOptions?: ort.InferenceSession.RunOptions): Promise<Float32Array> {
+  /**
+   * Runs `ids` after the cached tokens and returns the logits of the last `logitCount` positions,
+   * [logitCount, vocab] (a view; copy to keep).
+   */
+  async forward(ids: ArrayLike<number>, runOptions?: ort.InferenceSession.RunOptions, logitCount = 1): Promise<Float32Array> {
     const seq = ids.length;
     if (seq === 0) throw new RangeError('forward needs at least one token');
+    if (logitCount > seq) throw new RangeError(`forward of ${seq} tokens cannot give logits of ${logitCount} positions`);
     // The past input needs room for the cached rows only: the new rows enter through the graph's
     // own Concat. (Growing to filled + seq first made every prefill chunk also attend over a
     // chunk's worth of empty, masked slots: ~12% more attention work on a 4096-token prompt.)
@@ -118,6 +122,7 @@ export class SlotKvCache {
     feeds[names.inputIds] = this.tokenFeeds.inputIds(ids);
     feeds[names.attentionMask] = new ort.Tensor('int64', mask, [1, total]);
     if (this.signature.feedsPositionIds) feeds[names.positionIds] = this.tokenFeeds.positionIds(this.filled, seq);
+    if (this.signature.feedsLogitCount) feeds[LOGIT_COUNT_INPUT] = this.tokenFeeds.logitCount(logitCount);
     const out = await runModel(this.session, feeds, runOptions);
     this.grow(this.filled + seq);
     const { kv, hd, capacity } = this;
@@ -141,8 +146,10 @@ export class SlotKvCache {
       );
     }
     const data = logits.data as Float32Array;
-    const off = data.length - v;
-    return data.subarray(off, off + v);
+    if (data.length < logitCount * v) {
+      throw new ModelError('signature-mismatch', `the graph returned logits of ${data.length / v} positions; ${logitCount} were asked for.`, 'Prepare the model again (delete the prepared copy).');
+    }
+    return data.subarray(data.length - logitCount * v);
   }
 
   /** Logical dims of layer 0's cached key: [1, kv, cached tokens, head_dim]. */

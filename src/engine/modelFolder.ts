@@ -11,6 +11,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelError } from './errors';
+import { LOGIT_COUNT_INPUT } from './graph/names';
 import type {
   DecoderNames,
   ExecutionProvider,
@@ -545,7 +546,8 @@ export function validateSignature(
   const presentValueRe = layerPattern(names.presentValue);
   const isPast = (n: string) => pastKeyRe.test(n) || pastValueRe.test(n);
   const isPresent = (n: string) => presentKeyRe.test(n) || presentValueRe.test(n);
-  const knownInput = (n: string) => plain.includes(n) || isPast(n);
+  // A prepared copy's own input (graph/rewrites.ts): how many last positions get logits.
+  const knownInput = (n: string) => plain.includes(n) || isPast(n) || n === LOGIT_COUNT_INPUT;
   for (const name of required) {
     if (!ins.has(name)) {
       const stray = [...ins.keys()].find((n) => !knownInput(n));
@@ -563,7 +565,7 @@ export function validateSignature(
     const other = [...outs.keys()].find((n) => !isPresent(n));
     throw mismatch(file, other ? `the graph has output '${other}' where '${names.logits}' was expected.` : `the graph has no output '${names.logits}'.`);
   }
-  for (const name of plain) {
+  for (const name of ins.has(LOGIT_COUNT_INPUT) ? [...plain, LOGIT_COUNT_INPUT] : plain) {
     const s = ins.get(name)!;
     if (s.dtype !== 'int64') throw mismatch(file, `input '${name}' is ${s.dtype}; int64 was expected.`);
   }
@@ -638,6 +640,7 @@ export function validateSignature(
     pastNames: kv.past,
     presentNames: kv.present,
     feedsPositionIds: ins.has(names.positionIds),
+    feedsLogitCount: ins.has(LOGIT_COUNT_INPUT),
   };
 }
 

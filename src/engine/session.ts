@@ -1,7 +1,8 @@
 /**
  * The decoder session: one ONNX Runtime session of the merged decoder, reused for every request,
  * and its KV cache. `forward(ids)` runs the given tokens after the cached ones and returns the
- * logits of the last position only.
+ * logits of the last position (of the last few, for a prompt-lookup pass), and `truncate` drops
+ * cached tokens a pass ran but the request did not keep.
  *
  * Per step it allocates only what the API forces: ONNX Runtime's output tensors (the `present.*`
  * tensors become the next step's `past_key_values.*` as they are, without copying or
@@ -12,6 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { ModelError } from './errors';
 import { TokenFeeds } from './feeds';
 import { runModel } from './run';
+import { LOGIT_COUNT_INPUT } from './graph/names';
 import { SlotKvCache, copyHeadRows, usesNewRowsKv } from './kvSlots';
 import type { GraphSignature } from './types';
 
@@ -62,8 +64,8 @@ function keepRows(t: ort.Tensor, keep: number): ort.Tensor {
 }
 
 /** How many leading tokens `cached` and `ids` share, at most `max`. */
-function sharedPrefixLength(cached: readonly number[], ids: ArrayLike<number>, max: number): number {
-  let n = 0;
+function sharedPrefixLength(cached: readonly number[], ids: ArrayLike<number>, max: number, from = 0): number {
+  let n = Math.min(from, max);
   while (n < max && cached[n] === ids[n]) n++;
   return n;
 }
@@ -124,6 +126,45 @@ export class DecoderSession {
     return keep;
   }
 
+  /**
+   * Whether one pass can check drafted tokens (prompt lookup, lookup.ts), and at what cost:
+   * - `free`: a CPU-prepared copy. It gives the logits of the last positions on request, and its
+   *   cache is the engine's (kvSlots.ts), so dropping the rows of rejected drafts costs nothing.
+   * - `copying`: a graph on the CPU whose logits cover every position of a run. Dropping rows
+   *   copies the whole cache (its present.* are one tensor per layer and kind), about a decode
+   *   step's worth of memory traffic on a long context: only tests and the benchmark use it.
+   * - `none`: one token per pass (the cache on a GPU, logits of the last position only, or a graph
+   *   that runs one token at a time once its cache holds some).
+   */
+  get verification(): 'free' | 'copying' | 'none' {
+    if (!this.multiTokenSteps) return 'none';
+    if (this.slots) return this.signature.feedsLogitCount ? 'free' : 'none';
+    const logits = this.signature.outputs.find((o) => o.name === this.signature.names.logits);
+    if (!logits || logits.shape.length !== 3 || logits.shape[1] === 1 || this.past.some((t) => t.location !== 'cpu')) return 'none';
+    return 'copying';
+  }
+
+  /**
+   * Keeps the cached tokens `seq` begins with, except its last token (which must run next, for its
+   * logits), and drops the rest (the rows of rejected drafts). The first `known` agree already.
+   */
+  keepPrefixOf(seq: readonly number[], known = 0): void {
+    this.truncate(sharedPrefixLength(this.tokens, seq, Math.min(this.tokens.length, seq.length - 1), known));
+  }
+
+  /** Keeps the first `length` cached tokens and drops the rest (the rows of rejected drafts). */
+  truncate(length: number): void {
+    if (length >= this.tokens.length) return;
+    if (length <= 0 || this.past.some((t) => t.location !== 'cpu')) {
+      if (length > 0) throw new RangeError('the KV cache is on the device: it cannot be cut');
+      this.reset();
+      return;
+    }
+    if (this.slots) this.slots.truncate(length);
+    else this.past = this.past.map((t) => keepRows(t, length));
+    this.tokens.length = length;
+  }
+
   /** Drops the KV cache (the next forward starts a new sequence). */
   reset(): void {
     this.slots?.reset();
@@ -182,9 +223,14 @@ export class DecoderSession {
 
   /**
    * Runs `ids` after the cached tokens, appends them to the cache and returns the logits of the
-   * last position (a buffer reused by the next call: copy it to keep it).
+   * last `logitCount` positions, [logitCount, vocab] (a buffer reused by the next call: copy it
+   * to keep it). More than one position needs `verification` other than `none`.
    */
-  async forward(ids: ArrayLike<number>): Promise<Float32Array> {
+  async forward(ids: ArrayLike<number>, logitCount = 1): Promise<Float32Array> {
+    if (logitCount !== 1) {
+      const can = this.verification !== 'none';
+      if (!can || logitCount < 1 || logitCount > ids.length) throw new RangeError(`logits of ${logitCount} positions of a ${ids.length}-token run: ${can ? 'out of range' : 'this graph cannot give them'}`);
+    }
     if (!this.multiTokenSteps && ids.length > 1) {
       if (this.tokens.length > 0) {
         let last: Float32Array | undefined;
@@ -194,13 +240,13 @@ export class DecoderSession {
       // From an empty cache the whole piece runs at once; the engine-kept slots must then be empty too.
       this.slots?.release();
     }
-    const logits = this.slots ? await this.slots.forward(ids, this.runOptions) : await this.forwardWithPresent(ids);
+    const logits = this.slots ? await this.slots.forward(ids, this.runOptions, logitCount) : await this.forwardWithPresent(ids, logitCount);
     for (let i = 0; i < ids.length; i++) this.tokens.push(ids[i]!);
     return logits;
   }
 
   /** forward() on the export's own KV hand-off: present.* become the next past. */
-  private async forwardWithPresent(ids: ArrayLike<number>): Promise<Float32Array> {
+  private async forwardWithPresent(ids: ArrayLike<number>, logitCount = 1): Promise<Float32Array> {
     const seq = ids.length;
     if (seq === 0) throw new RangeError('forward needs at least one token');
     const pastLen = this.tokens.length;
@@ -214,6 +260,7 @@ export class DecoderSession {
     // position_ids = cumsum(attention_mask) - 1 over the last `seq` entries; with an all-ones
     // mask that is pastLen .. total-1.
     if (this.signature.feedsPositionIds) feeds[names.positionIds] = this.tokenFeeds.positionIds(pastLen, seq);
+    if (this.signature.feedsLogitCount) feeds[LOGIT_COUNT_INPUT] = this.tokenFeeds.logitCount(logitCount);
     for (let i = 0; i < this.pastNames.length; i++) feeds[this.pastNames[i]!] = this.past[i]!;
     const out = await runModel(this.session, feeds, this.runOptions);
     // With WebGPU the present.* tensors are GPU buffers (device.ts): they become the next past as
@@ -236,19 +283,21 @@ export class DecoderSession {
         'The ONNX file does not match config.json; download the model again.',
       );
     }
+    if (rows < logitCount) throw new ModelError('signature-mismatch', `the graph returned logits of ${rows} positions; ${logitCount} were asked for.`, 'Turn prompt lookup off (r1.generation.promptLookup).');
     const data = logits.data as Float32Array | Uint16Array;
-    const off = (rows - 1) * v;
-    if (data instanceof Float32Array) return data.subarray(off, off + v);
+    const off = (rows - logitCount) * v;
+    const n = logitCount * v;
+    if (data instanceof Float32Array) return data.subarray(off, off + n);
+    if (this.logitsBuf.length < n) this.logitsBuf = new Float32Array(n);
+    const buf = this.logitsBuf.subarray(0, n);
     if (data instanceof Uint16Array) {
       const t = float16Table();
-      const buf = this.logitsBuf;
-      for (let i = 0; i < v; i++) buf[i] = t[data[off + i]!]!;
+      for (let i = 0; i < n; i++) buf[i] = t[data[off + i]!]!;
       return buf;
     }
     // Float16Array (Node 24+) reads as numbers.
-    const buf = this.logitsBuf;
     const arr = data as unknown as ArrayLike<number>;
-    for (let i = 0; i < v; i++) buf[i] = arr[off + i]!;
+    for (let i = 0; i < n; i++) buf[i] = arr[off + i]!;
     return buf;
   }
 

@@ -77,6 +77,13 @@ export interface GenerateOptions extends SamplingOptions {
   prefillChunkSize?: number;
   /** Stop on eos tokens (default true). Benchmarks turn it off. */
   stopOnEos?: boolean;
+  /**
+   * Prompt-lookup decoding (lookup.ts): `auto` (the default) drafts tokens from earlier text and
+   * checks them in one pass where that pays (a CPU-prepared copy, DecoderSession.verification);
+   * the output is the same as without. `on`: wherever the decoder can check drafts at all, also
+   * where dropping rejected rows copies the cache (tests, the benchmark). `off`: one token per pass.
+   */
+  promptLookup?: 'auto' | 'on' | 'off';
   signal?: AbortSignal;
   onEvent?: (event: StreamEvent) => void;
 }
@@ -114,6 +121,11 @@ export interface GenerationStats {
   /** The ONNX variant; `server` when a server generated them. */
   variant: ModelVariant | 'server';
   thinkingBudgetHit: boolean;
+  /** Forward passes after the prompt's (this engine only; a server's are its own). */
+  forwardPasses?: number;
+  /** Tokens prompt lookup drafted and checked, and how many of them the model kept (this engine only). */
+  draftTokens?: number;
+  acceptedDraftTokens?: number;
   /** Set when a server generated the answer (src/remote): which one, and which figures it reported. */
   server?: ServerStats;
 }
@@ -257,6 +269,12 @@ export interface GraphSignature {
   presentNames: string[];
   /** Whether the graph takes position_ids (GroupQueryAttention graphs take the positions from the mask). */
   feedsPositionIds: boolean;
+  /**
+   * Whether the graph takes `r1_logit_count` (a CPU-prepared copy, graph/rewrites.ts
+   * LOGIT_COUNT_INPUT): its logits cover that many last positions. Other graphs' logits cover
+   * every position of the run, or (a few exports) the last one only.
+   */
+  feedsLogitCount: boolean;
 }
 
 /** One step of the CPU-prepared copy (src/engine/graph): whether it applies to this model, and what it did or why not. */

@@ -15,11 +15,12 @@ export interface ChatBackend {
   dispose(): Promise<void>;
 }
 
-export function engineBackend(engine: R1Engine): ChatBackend {
+/** The engine as the server's backend; `defaults` apply to every request (the command line's choices). */
+export function engineBackend(engine: R1Engine, defaults: Pick<GenerateOptions, 'promptLookup'> = {}): ChatBackend {
   return {
     maxPositions: engine.info.config.maxPositionEmbeddings,
     promptIds: (turns) => engine.tokenizer.encode(renderChat(engine.tokenizer, turns)),
-    generate: (ids, opts) => engine.generateFromIds(ids, opts),
+    generate: (ids, opts) => engine.generateFromIds(ids, { ...defaults, ...opts }),
     dispose: () => engine.dispose(),
   };
 }

@@ -26,6 +26,8 @@ export interface ServerSettings {
   temperature: number;
   topP: number;
   contextWindow: number;
+  /** r1.generation.promptLookup: prompt-lookup decoding where it pays, or never (GenerateOptions.promptLookup). */
+  promptLookup: 'auto' | 'off';
   /** r1.backend: `local` runs the model here; `server` asks r1.server.url and never loads it. */
   backend: 'local' | 'server';
   serverUrl: string;

@@ -391,6 +391,7 @@ async function generate(kind: PromptKind, params: GenerateParams, token: Cancell
         temperature: settings.temperature,
         topP: settings.topP,
         contextWindow: settings.contextWindow,
+        promptLookup: settings.promptLookup,
         signal: controller.signal,
         onEvent: streamer(requestId, (tokensPerSecond) => ({ kind: 'generating', provider: engine.info.provider, tokensPerSecond, queued: host.queuedIds.length })),
       });

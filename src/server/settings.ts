@@ -20,6 +20,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   temperature: 0.6,
   topP: 0.95,
   contextWindow: 8192,
+  promptLookup: 'auto',
   backend: 'local',
   serverUrl: '',
   serverModel: '',
@@ -56,6 +57,7 @@ export function sanitizeSettings(raw: unknown, warn: (message: string) => void =
   pick('generation.temperature', isNum(0, 2, false), (v) => (s.temperature = v));
   pick('generation.topP', isNum(0.01, 1, false), (v) => (s.topP = v));
   pick('generation.contextWindow', isNum(1024, 131072, true), (v) => (s.contextWindow = v));
+  pick('generation.promptLookup', (v): v is ServerSettings['promptLookup'] => v === 'auto' || v === 'off', (v) => (s.promptLookup = v));
   pick('backend', (v): v is ServerSettings['backend'] => v === 'local' || v === 'server', (v) => (s.backend = v));
   pick('server.url', (v): v is string => typeof v === 'string', (v) => (s.serverUrl = v.trim()));
   pick('server.model', (v): v is string => typeof v === 'string', (v) => (s.serverModel = v.trim()));

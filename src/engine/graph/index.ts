@@ -1,7 +1,7 @@
 /**
  * The prepared CPU copy of a model (prepare.ts says what it is and why). The engine calls one
- * function here, withPreparedCpuModel, and reads one fact of the prepared graph, KV_NEW_ROWS_DIM
- * (rewrites.ts), in its KV slots.
+ * function here, withPreparedCpuModel, and reads the names the prepared graph adds (names.ts:
+ * KV_NEW_ROWS_DIM in its KV slots, LOGIT_COUNT_INPUT in both KV paths).
  *
  *   index.ts       the session factory the engine uses
  *   prepare.ts     where the copy goes, when it is (re)written, the two-copy check around it
@@ -12,6 +12,7 @@
  *   graphIndex.ts  producers and consumers of values, dead-node removal
  *   check.ts       the copies run the engine's decoder; the rewrite is kept if the logits agree
  *   protobuf.ts    field-level protobuf over the file, the type every file here shares
+ *   names.ts       the input and dim names the prepared graph adds
  */
 import { basename } from 'node:path';
 import type * as ort from 'onnxruntime-node';

@@ -16,7 +16,7 @@ export interface Plan {
   segments: Segment[];
   /** MatMulNBits nodes given an accuracy level. */
   rewritten: number;
-  /** Whether lm_head now sees only the last position. */
+  /** Whether lm_head now sees only the last positions (LOGIT_COUNT_INPUT). */
   lastLogits: boolean;
   /** Whether present.* now carry only the new rows (see KV_NEW_ROWS_DIM). */
   kvNewRows: boolean;
@@ -83,12 +83,13 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
       quantized = fields.some((x) => x.node?.opType === 'MatMulNBits');
       const extraInits: onnx.TensorProto[] = [];
       const extraSegments: Segment[] = [];
+      const extraInputs: onnx.ValueInfoProto[] = [];
       // Only a quantized graph is prepared (see `changed` below): the others are not rewritten at
       // all. The fusion and the attention rewrite need the initializers' headers (a read each), so
       // they are read only when one of them is wanted.
       if (quantized) {
         if (want.fuseMatMuls || (want.attention && attentionShape)) for (const x of fields) if (x.f.field === 5 && x.f.wire === 2) x.init = await readInitializerHeader(r, x.f);
-        done = rewriteGraph(fields, want, extraInits, extraSegments, opset, attentionShape);
+        done = rewriteGraph(fields, want, extraInits, extraSegments, extraInputs, opset, attentionShape);
       }
       const inner: Segment[] = [];
       const emitNode = (n: onnx.NodeProto) => {
@@ -105,6 +106,10 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
           } else inner.push({ from: x.f.start, len: x.f.end - x.f.start });
         }
         for (const n of x.after ?? []) emitNode(n);
+      }
+      for (const v of extraInputs) {
+        const bytes = onnx.ValueInfoProto.encode(v).finish();
+        inner.push(lenField(11, bytes.length), bytes);
       }
       for (const t of extraInits) {
         const bytes = onnx.TensorProto.encode(t).finish();

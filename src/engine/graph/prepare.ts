@@ -5,7 +5,7 @@
  * model take 188 ms a token at level 0 and 43 ms at level 4. ONNX Runtime 1.30 has no session
  * option that overrides the attribute, so on the CPU the engine writes a copy of the model once,
  * with accuracy_level 4 on those nodes, and loads that copy from then on. The same copy gets graph
- * rewrites that save work at run time (GraphRewrites: logits of the last position only, new KV
+ * rewrites that save work at run time (GraphRewrites: logits of the last position(s) only, new KV
  * rows only, MatMulNBits sharing an input fused into one wider node, and each layer's attention as
  * one GroupQueryAttention node, attention.ts). The attention rewrite is the one that
  * depends on the export's inner structure, so it is kept only when `PrepareOptions.verify`
@@ -38,7 +38,7 @@ import { CPU_ACCURACY_LEVEL, type GraphRewrites, wantedRewrites } from './rewrit
 export const NOTHING_TO_PREPARE = 'no MatMulNBits node without accuracy_level, and no other rewrite applies to a quantized graph';
 
 /** Bump when the rewrite changes, so older prepared copies are not reused. */
-export const PREPARE_VERSION = 6;
+export const PREPARE_VERSION = 7;
 
 export interface PrepareOptions extends GraphRewrites {
   /** Folder for prepared copies (default: the user cache folder, see defaultPrepareCacheDir). */
@@ -89,7 +89,7 @@ function describeSteps(plan: Plan, level: number, attentionRejected: string | un
     plan.rewritten > 0
       ? { step: 'int8 compute', applied: true, detail: `${plan.rewritten} MatMulNBits nodes at accuracy_level ${level}` }
       : { step: 'int8 compute', applied: false, detail: 'every MatMulNBits node already has an accuracy level (set by the export)' },
-    plan.lastLogits ? { step: 'last-position logits', applied: true, detail: 'lm_head runs on the last position only' } : { step: 'last-position logits', applied: false, detail: w.lastLogits ?? 'off' },
+    plan.lastLogits ? { step: 'last-position logits', applied: true, detail: 'lm_head runs on the last position only (on the last few when prompt lookup checks drafted tokens)' } : { step: 'last-position logits', applied: false, detail: w.lastLogits ?? 'off' },
     plan.kvNewRows
       ? { step: 'new KV rows only', applied: true, detail: 'present.* carry only the rows of the run; the engine keeps the KV cache' }
       : { step: 'new KV rows only', applied: false, detail: w.kvNewRows ?? 'off' },

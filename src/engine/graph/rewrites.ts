@@ -6,6 +6,7 @@
 import { onnx } from 'onnx-proto';
 import { type AttentionShape, cutGqaPresents, rewriteAttention } from './attention';
 import { fuseMatMulNBits } from './fuse';
+import { KV_NEW_ROWS_DIM, LOGIT_COUNT_INPUT } from './names';
 import type { GraphField, Segment } from './protobuf';
 
 /** accuracy_level 4: int8 compute in MatMulNBits (see prepare.ts). */
@@ -35,7 +36,7 @@ export function rewriteNode(node: onnx.NodeProto, level: number): number {
 }
 
 export interface GraphRewrites {
-  /** lm_head on the last position only (logits [batch, 1, vocab]). Default true. */
+  /** lm_head on the last positions only (logits [batch, r1_logit_count, vocab]). Default true. */
   lastLogits?: boolean;
   /** present.* outputs carry only the rows of this run (the engine keeps the cache). Default true. */
   kvNewRows?: boolean;
@@ -52,12 +53,7 @@ export interface GraphRewrites {
   attention?: boolean;
 }
 
-/**
- * The symbolic dim a prepared graph's `present.*` outputs carry in place of the total length: they
- * hold only the key/value rows of the tokens of this run, [batch, kv_heads, seq, head_dim]. The
- * engine then keeps the cache itself (../kvSlots.ts).
- */
-export const KV_NEW_ROWS_DIM = 'r1_new_sequence_length';
+export { KV_NEW_ROWS_DIM, LOGIT_COUNT_INPUT } from './names';
 
 export function wantedRewrites(r: GraphRewrites): Required<GraphRewrites> {
   return { lastLogits: r.lastLogits ?? true, kvNewRows: r.kvNewRows ?? true, fuseMatMuls: r.fuseMatMuls ?? true, attention: r.attention ?? true };
@@ -78,6 +74,7 @@ export function rewriteGraph(
   want: Required<GraphRewrites>,
   extraInits: onnx.TensorProto[],
   extraSegments: Segment[],
+  extraInputs: onnx.ValueInfoProto[],
   opset: number,
   attentionShape?: AttentionShape,
 ): GraphRewriteResult {
@@ -101,21 +98,30 @@ export function rewriteGraph(
     const headField = producer.get(skipIdentity('logits'));
     const head = headField?.node;
     const dims = out?.output?.type?.tensorType?.shape?.dim;
-    // A graph whose logits already cover one position (a prepared copy) is left as it is.
-    const onePosition = dims?.[1]?.dimValue !== undefined && dims[1].dimValue !== null && Number(dims[1].dimValue) === 1;
+    // A graph whose logits already cover the last positions only (a prepared copy) is left as it is.
+    const onePosition = (dims?.[1]?.dimValue !== undefined && dims[1].dimValue !== null && Number(dims[1].dimValue) === 1) || dims?.[1]?.dimParam === LOGIT_COUNT_INPUT;
     if (out && head && (head.opType === 'MatMulNBits' || head.opType === 'MatMul') && dims?.length === 3 && !onePosition) {
+      // lm_head reads hidden[:, -count:, :], count fed at run time (LOGIT_COUNT_INPUT): 1 for a
+      // decode step, the drafted tokens + 1 when a prompt-lookup pass verifies them.
       const starts = 'r1_last_position/starts';
       const ends = 'r1_last_position/ends';
       const axes = 'r1_last_position/axes';
       const i64 = (name: string, v: bigint) =>
         onnx.TensorProto.create({ name, dims: [1], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(BigInt64Array.of(v).buffer) });
-      extraInits.push(i64(starts, -1n), i64(ends, 0x7fffffffffffffffn), i64(axes, 1n));
+      extraInits.push(i64(ends, 0x7fffffffffffffffn), i64(axes, 1n));
+      extraInputs.push(
+        onnx.ValueInfoProto.create({
+          name: LOGIT_COUNT_INPUT,
+          type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [onnx.TensorShapeProto.Dimension.create({ dimValue: 1 })] } } },
+        }),
+      );
+      const neg = onnx.NodeProto.create({ name: 'r1_last_position/Neg', opType: 'Neg', domain: '', input: [LOGIT_COUNT_INPUT], output: [starts] });
       const sliced = 'r1_last_position/hidden';
       const slice = onnx.NodeProto.create({ name: 'r1_last_position/Slice', opType: 'Slice', domain: '', input: [head.input![0]!, starts, ends, axes], output: [sliced] });
       head.input![0] = sliced;
       headField!.changed = true;
-      (headField!.before ??= []).push(slice);
-      dims[1] = onnx.TensorShapeProto.Dimension.create({ dimValue: 1 });
+      (headField!.before ??= []).push(neg, slice);
+      dims[1] = onnx.TensorShapeProto.Dimension.create({ dimParam: LOGIT_COUNT_INPUT });
       out.changed = true;
       lastLogits = true;
     } else {

@@ -47,6 +47,17 @@ describe('parseCli', () => {
     assert.equal(a.temperature, undefined);
   });
 
+  it('--no-prompt-lookup turns prompt lookup off for ask and serve, and is refused where it means nothing', () => {
+    const a = parseCli(['ask', '--model', 'm', '--no-prompt-lookup', 'q']);
+    assert.equal(a.command === 'ask' && a.promptLookup, 'off');
+    const d = parseCli(['ask', '--model', 'm', 'q']);
+    assert.equal(d.command === 'ask' && d.promptLookup, undefined, 'left to the engine (auto)');
+    const s = parseCli(['serve', '--model', 'm', '--no-prompt-lookup']);
+    assert.equal(s.command === 'serve' && s.promptLookup, 'off');
+    usage(['info', '--model', 'm', '--no-prompt-lookup'], /--no-prompt-lookup applies to ask, not info/);
+    usage(['ask', '--server', 'http://h:1', '--no-prompt-lookup', 'q'], /--no-prompt-lookup applies to a local model/);
+  });
+
   it('parses info', () => {
     assert.deepEqual(parseCli(['info', '--model', 'm', '--provider', 'webgpu', '--json']), {
       command: 'info',

@@ -65,7 +65,8 @@ describe('R1Engine.load', () => {
       assert.equal(info.config.headDim, 128);
       assert.equal(info.signature.numLayers, 28);
       assert.equal(info.signature.kvDtype, 'float32');
-      assert.equal(info.signature.inputs.length, 3 + 56);
+      // input_ids, attention_mask, position_ids, the prepared copy's r1_logit_count, past_key_values.*
+      assert.equal(info.signature.inputs.length, 4 + 56);
       assert.equal(info.signature.outputs.length, 1 + 56);
       assert.ok(info.eosTokenIds.includes(151643));
       assert.deepEqual(info.generationDefaults, { temperature: 0.6, topP: 0.95 });

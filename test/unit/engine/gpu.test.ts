@@ -117,6 +117,7 @@ function fakeSignature(numLayers: number, kvHeads: number, headDim: number): Gra
     pastNames: past.map((p) => p.name),
     presentNames: presentNames(numLayers),
     feedsPositionIds: true,
+    feedsLogitCount: false,
   };
 }
 

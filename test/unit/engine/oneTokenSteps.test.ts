@@ -34,6 +34,7 @@ function signature(): GraphSignature {
     pastNames: past,
     presentNames: present,
     feedsPositionIds: true,
+    feedsLogitCount: false,
   };
 }
 

@@ -18,7 +18,7 @@ import { R1Engine } from '../../../src/engine/engine';
 import { type ValueMetadataLike, readModelConfig, validateSignature } from '../../../src/engine/modelFolder';
 import { countUnpreparedNodes } from '../../../src/engine/graph/plan';
 import { defaultPrepareCacheDir, prepareModelForCpu } from '../../../src/engine/graph/prepare';
-import { KV_NEW_ROWS_DIM } from '../../../src/engine/graph/rewrites';
+import { KV_NEW_ROWS_DIM, LOGIT_COUNT_INPUT } from '../../../src/engine/graph/rewrites';
 import { DecoderSession } from '../../../src/engine/session';
 import { attentionShapeOf, sameLogits } from '../../../src/engine/graph/check';
 
@@ -38,7 +38,8 @@ after(async () => {
   await rm(cacheDir, { recursive: true, force: true });
 });
 
-async function lastLogits(file: string, ids: number[]): Promise<Float32Array> {
+/** The logits of the last `count` positions of `ids` run from an empty cache, [count × vocab]. */
+async function lastLogits(file: string, ids: number[], count = 1): Promise<Float32Array> {
   const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
   try {
     const n = ids.length;
@@ -47,6 +48,7 @@ async function lastLogits(file: string, ids: number[]): Promise<Float32Array> {
       attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, n]),
     };
+    if (s.inputNames.includes(LOGIT_COUNT_INPUT)) feeds[LOGIT_COUNT_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(count)), [1]);
     const meta = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as Record<string, number>;
     const hd = meta.hidden_size! / meta.num_attention_heads!;
     for (const name of s.inputNames) {
@@ -56,7 +58,7 @@ async function lastLogits(file: string, ids: number[]): Promise<Float32Array> {
     const logits = out.logits!;
     const v = logits.dims[2]!;
     const data = logits.data as Float32Array;
-    return data.slice(data.length - v); // a prepared graph returns the last position only
+    return data.slice(data.length - count * v); // a prepared graph returns the last `count` positions only
   } finally {
     await s.release();
   }
@@ -124,11 +126,27 @@ describe('prepareModelForCpu', () => {
     const s = await ort.InferenceSession.create(r.file);
     try {
       const meta = s.outputMetadata as unknown as Array<{ name: string; shape: Array<number | string> }>;
-      assert.deepEqual(meta.find((m) => m.name === 'logits')!.shape, ['batch_size', 1, 151936]);
+      assert.deepEqual(meta.find((m) => m.name === 'logits')!.shape, ['batch_size', LOGIT_COUNT_INPUT, 151936]);
       assert.equal(meta.find((m) => m.name === 'present.1.value')!.shape[2], KV_NEW_ROWS_DIM);
+      assert.ok(s.inputNames.includes(LOGIT_COUNT_INPUT));
     } finally {
       await s.release();
     }
+    // r1_logit_count = 3: the logits of the last three positions, those the source computes there.
+    const ids = [151646, 9707, 11, 1879, 0, 42];
+    const v = 151936;
+    const three = await lastLogits(r.file, ids, 3);
+    assert.equal(three.length, 3 * v);
+    const all = await lastLogits(source, ids, ids.length);
+    const want = all.subarray(all.length - 3 * v);
+    let worst = 0;
+    let scale = 0;
+    for (let i = 0; i < want.length; i++) {
+      worst = Math.max(worst, Math.abs(three[i]! - want[i]!));
+      scale = Math.max(scale, Math.abs(want[i]!));
+    }
+    assert.ok(worst / scale < 0.05, `the three rows match the source's last three (int8 compute): ${worst} of ${scale}`);
+    assert.ok(Math.abs(three[0]! - three[v]!) + Math.abs(three[v]! - three[2 * v]!) > 0, 'three different positions');
   });
 
   it('engine-kept KV slots give the same logits as the export\'s present.* hand-off', async () => {

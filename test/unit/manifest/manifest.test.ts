@@ -32,6 +32,7 @@ const expectedSettings = [
   'r1.generation.temperature',
   'r1.generation.topP',
   'r1.generation.contextWindow',
+  'r1.generation.promptLookup',
   'r1.cpu.threads',
   'r1.model.hubUrl',
   'r1.cpu.prepareModel',

@@ -20,6 +20,7 @@ test('settings as VS Code returns them for section r1 become typed server settin
     temperature: 0,
     topP: 0.9,
     contextWindow: 4096,
+    promptLookup: 'auto',
     backend: 'local',
     serverUrl: '',
     serverModel: '',
@@ -34,6 +35,13 @@ test('the server settings: backend, URL, model and API; a bad one falls back to 
   const bad = sanitizeSettings({ backend: 'cloud', server: { url: 8000, api: 'grpc' } }, (m) => warnings.push(m));
   assert.deepEqual([bad.backend, bad.serverUrl, bad.serverApi], ['local', '', 'auto']);
   assert.deepEqual(warnings.map((w) => /r1\.(\S+) =/.exec(w)?.[1]), ['backend', 'server.url', 'server.api']);
+});
+
+test('r1.generation.promptLookup: auto or off; another value falls back to auto with a warning', () => {
+  assert.equal(sanitizeSettings({ generation: { promptLookup: 'off' } }).promptLookup, 'off');
+  const warnings: string[] = [];
+  assert.equal(sanitizeSettings({ generation: { promptLookup: 'on' } }, (m) => warnings.push(m)).promptLookup, 'auto');
+  assert.match(warnings[0] ?? '', /r1\.generation\.promptLookup/);
 });
 
 test('a bad value falls back to the default and says which setting it ignored', () => {
