@@ -148,17 +148,22 @@ class FileContext {
   readonly order: number[];
   readonly sel: { start: number; end: number } | undefined; // 0-based, inclusive
 
+  /**
+   * `firstLine`: the document line (1-based) of the text's first line, when the text is a window
+   * of a larger file; the selection and every line number shown are the document's.
+   */
   constructor(
     fileText: string,
     selection: { startLine: number; endLine: number } | undefined,
     private readonly language: string,
+    private readonly firstLine = 1,
   ) {
     this.lines = splitLines(fileText);
     if (this.lines.length > 1 && this.lines[this.lines.length - 1] === '') this.lines.pop();
     const n = this.lines.length;
     if (selection) {
-      const start = Math.min(Math.max(selection.startLine, 1), n) - 1;
-      const end = Math.min(Math.max(selection.endLine, selection.startLine, 1), n) - 1;
+      const start = Math.min(Math.max(selection.startLine - firstLine + 1, 1), n) - 1;
+      const end = Math.min(Math.max(selection.endLine - firstLine + 1, start + 1, 1), n) - 1;
       this.sel = { start, end };
     }
     const dist = (i: number) => {
@@ -191,7 +196,7 @@ class FileContext {
         out.push(
           commentLine(
             this.language,
-            `… ${rangeLabel(this.sel.start + 1, this.sel.end + 1)}: the selected code, shown below …`,
+            `… ${rangeLabel(this.sel.start + this.firstLine, this.sel.end + this.firstLine)}: the selected code, shown below …`,
           ),
         );
         i = this.sel.end;
@@ -217,7 +222,9 @@ class FileContext {
       const out = i < this.lines.length && !kept.has(i) && !(this.sel && i >= this.sel.start && i <= this.sel.end);
       if (out && start < 0) start = i;
       if (!out && start >= 0) {
-        ranges.push(start === i - 1 ? `${start + 1}` : `${start + 1}-${i}`);
+        const from = start + this.firstLine;
+        const to = i - 1 + this.firstLine;
+        ranges.push(from === to ? `${from}` : `${from}-${to}`);
         start = -1;
       }
     }
@@ -249,9 +256,10 @@ function prepare(req: PromptRequest): Prepared {
   const question = (req.question ?? '').trim();
   let code = ctx.code;
   let range = ctx.selection ? { start: ctx.selection.startLine, end: ctx.selection.endLine } : undefined;
+  const firstLine = ctx.fileStartLine ?? 1;
   if ((code === undefined || code === '') && ctx.fileText !== undefined && ctx.selection) {
     const lines = splitLines(ctx.fileText);
-    code = lines.slice(ctx.selection.startLine - 1, ctx.selection.endLine).join('\n');
+    code = lines.slice(ctx.selection.startLine - firstLine, ctx.selection.endLine - firstLine + 1).join('\n');
   }
   if (code !== undefined && code.trim() === '') code = undefined;
   if (code === undefined) range = undefined;
@@ -268,7 +276,7 @@ function prepare(req: PromptRequest): Prepared {
   let file: FileContext | undefined;
   // The file is context only when it is more than the code already shown.
   if (ctx.fileText !== undefined && ctx.fileText.trim() !== '' && ctx.fileText !== code) {
-    file = new FileContext(ctx.fileText, code !== undefined ? ctx.selection : undefined, language);
+    file = new FileContext(ctx.fileText, code !== undefined ? ctx.selection : undefined, language, firstLine);
     if (file.total === 0) file = undefined;
   }
   return {

@@ -203,6 +203,11 @@ export interface CodeContext {
   selection?: { startLine: number; endLine: number };
   /** Text of the surrounding file, for bounded context. */
   fileText?: string;
+  /**
+   * The document line (1-based) where `fileText` starts, when it is a window of a larger file
+   * (default 1): `selection` is in document lines either way.
+   */
+  fileStartLine?: number;
   diagnostics?: DiagnosticInfo[];
   extraContext?: string;
 }

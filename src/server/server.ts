@@ -285,6 +285,7 @@ function toPromptRequest(kind: PromptKind, p: GenerateParams): PromptRequest {
       code: p.code,
       selection: p.range ? { startLine: p.range.start.line + 1, endLine: p.range.end.line + 1 } : undefined,
       fileText: p.fileContext?.text,
+      fileStartLine: p.fileContext?.startLine,
       diagnostics: p.diagnostics,
       extraContext: p.extraContext,
     },

@@ -290,6 +290,27 @@ describe('buildPrompt context fitting', () => {
     assert.ok(r.ids.length > budget - 40, `${r.ids.length} tokens used of ${budget}`);
   });
 
+  it('a window of a larger file (fileStartLine): the selection is found in document lines, and every line number shown is the document\'s', () => {
+    // The client sends lines 101-300 of the file; the selection is document lines 150-152.
+    const window = fileLines.slice(100).join('\n');
+    const req: PromptRequest = { ...base, context: { ...base.context, fileText: window, fileStartLine: 101, code: undefined } };
+    const r = buildPrompt(tok, req, BIG);
+    assert.ok(r.text.includes(`Code to fix (lines 150-152):\n\`\`\`typescript\n${fileLines.slice(149, 152).join('\n')}\n\`\`\``), 'the selected lines, taken from the window');
+    assert.match(r.text, /^\/\/ … lines 150-152: the selected code, shown below …$/m);
+    // Around the marker: document lines 149 and 153, and the selection is not repeated in the context.
+    const around = r.text.split('\n');
+    const at = around.findIndex((l) => l.includes('the selected code, shown below'));
+    assert.equal(around[at - 1], fileLines[148]);
+    assert.equal(around[at + 1], fileLines[152]);
+    assert.equal(r.text.split(fileLines[150]!).length - 1, 1, 'line 151 appears once: in the code to fix');
+    const budget = Math.floor(len(req) * 0.6);
+    const cut = buildPrompt(tok, req, { contextWindow: budget + maxNewTokens, maxNewTokens });
+    const note = cut.truncation.find((n) => n.part === 'file-context')!;
+    // The farthest lines are the end of the file (the window starts 49 lines above the selection).
+    const omitted = /\(lines (\d+)-300\)/.exec(note.detail);
+    assert.ok(omitted && Number(omitted[1]) > 200, `omitted ranges in document lines: ${note.detail}`);
+  });
+
   it('counts exactly what the tokenizer counts on messy text', () => {
     const messy = [
       'fn main() {\r\n\tlet s = "héllo, 你好, 🦀";\r\n',

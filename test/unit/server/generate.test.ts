@@ -90,6 +90,41 @@ test('r1/ask loads the model on first use, streams reasoning then answer, and en
   assert.deepEqual(phases.filter((p) => p !== 'queued'), ['loading-model', 'running']);
 });
 
+test('r1.generation.promptLookup reaches the engine: drafts by default (its stats say so), none when off, the same text', async () => {
+  const fix = params('lookup-auto', { code: 'export function parsePort(value: string): number {\n  const port = Number.parseInt(value, 10);\n  if (!Number.isInteger(port) || port < 1 || port > 65535) {\n    return value as unknown as number;\n  }\n  return port;\n}' });
+  const auto = await server.connection.sendRequest(FixRequest.type, fix);
+  assert.ok((auto.stats.acceptedDraftTokens ?? 0) > 0, `${auto.stats.acceptedDraftTokens} drafted tokens kept`);
+  assert.ok(auto.stats.forwardPasses! < auto.stats.reasoningTokens + auto.stats.answerTokens);
+  const generation = settings.generation as Record<string, unknown>;
+  generation.promptLookup = 'off';
+  try {
+    const off = await server.connection.sendRequest(FixRequest.type, { ...fix, requestId: 'lookup-off' });
+    assert.equal(off.stats.draftTokens, 0);
+    assert.equal(off.answer, auto.answer);
+  } finally {
+    delete generation.promptLookup;
+  }
+});
+
+test('a window of a large file: the prompt places the selection by the window\'s first line (fileContext.startLine)', async () => {
+  // Document lines 41-60 are sent; the fix targets lines 44-46 (0-based 43-45).
+  const lines = Array.from({ length: 20 }, (_, i) => `const v${41 + i} = ${41 + i};`);
+  const r = await server.connection.sendRequest(
+    FixRequest.type,
+    params('window-1', {
+      range: { start: { line: 43, character: 0 }, end: { line: 45, character: 12 } },
+      code: lines.slice(3, 6).join('\n'),
+      fileContext: { text: lines.join('\n'), startLine: 41 },
+    }),
+  );
+  const turn = (r.userTurn ?? '').split('\n');
+  const marker = turn.findIndex((l) => l.includes('the selected code, shown below'));
+  assert.ok(marker > 0, r.userTurn);
+  assert.match(turn[marker]!, /lines 44-46/);
+  assert.equal(turn[marker - 1], 'const v43 = 43;');
+  assert.equal(turn[marker + 1], 'const v47 = 47;');
+});
+
 test('cancelling a running request ends it as cancelled, keeping what streamed; the next request works', async () => {
   const source = new CancellationTokenSource();
   const seen = server.waitFor<StreamNotification.Params>(StreamNotification.method, (p) => p.requestId === 'cancel-1' && p.reasoningTokens >= 5);
