@@ -13,12 +13,14 @@ import { E2E } from './harness';
 import { ReasoningView, type ExchangeSnapshot } from './reasoning';
 
 const LONG_MODEL = join(FIXTURES_DIR, 'scripted-long');
+// About 1,000 tokens: several seconds at the scripted model's speed (its CPU-prepared copy runs a
+// few hundred tokens a second), time enough to click Cancel while it streams.
 const STEPS = Array.from(
-  { length: 6 },
+  { length: 30 },
   (_, i) => `Step ${i + 1}: the value "${8000 + i}" parses to the port ${8000 + i}, which lies within 1–65535, so parsePort accepts it.`,
 );
 const LONG_REASONING = ['Okay, the user asks about `parsePort`. Let me check several inputs one by one before I answer.', '', ...STEPS].join('\n');
-const LONG_ANSWER = 'All six ports are valid, so `parsePort` accepts each of them.';
+const LONG_ANSWER = 'All thirty ports are valid, so `parsePort` accepts each of them.';
 const LONG_SCRIPT = `${LONG_REASONING}\n</think>\n\n${LONG_ANSWER}`;
 
 let e2e: E2E;
@@ -30,7 +32,9 @@ before(async () => {
   scriptTokens = (await encodeScript(LONG_SCRIPT)).length;
   e2e = await E2E.start({
     name: 'interrupts',
-    settings: { 'r1.model.path': LONG_MODEL, 'r1.generation.temperature': 0 },
+    // One token per pass: the script's steps repeat each other, and prompt lookup would check most
+    // of them several tokens at a time, too fast to be interrupted reliably.
+    settings: { 'r1.model.path': LONG_MODEL, 'r1.generation.temperature': 0, 'r1.generation.promptLookup': 'off' },
     viewport: { width: 1600, height: 1000 },
   });
   view = new ReasoningView(e2e);
