@@ -112,18 +112,20 @@ export function loadFixCases(dir: string = join(TEXTS_DIR, 'fixes')): FixCase[] 
 
 /**
  * The request R1: Fix sends for a case, as the language server hands it to the engine
- * (src/server/server.ts toPromptRequest): no question, the selected code and its lines, the
- * file window as context, no problems reported.
+ * (src/server/server.ts toPromptRequest): no question, the selected code and its document lines,
+ * the file window as context with the document line it starts at, no problems reported.
  */
 export function fixRequest(c: FixCase): PromptRequest {
+  const offset = (c.source.windowStartLine ?? 1) - 1;
   return {
     kind: 'fix',
     context: {
       filePath: c.path,
       language: c.language,
       code: c.code,
-      selection: c.selection,
+      selection: { startLine: c.selection.startLine + offset, endLine: c.selection.endLine + offset },
       fileText: c.fileText,
+      fileStartLine: offset + 1,
       diagnostics: [],
     },
   };

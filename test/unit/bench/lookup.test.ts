@@ -45,16 +45,21 @@ describe('bench texts', () => {
     assert.ok(answer.endsWith(c.explanation));
   });
 
-  it('sends the request the client sends for R1: Fix (the selection, its lines and the file window)', () => {
-    const c = loadFixCases()[0]!;
-    const req = fixRequest(c);
-    assert.equal(req.kind, 'fix');
-    assert.equal(req.question, undefined);
-    assert.deepEqual(req.context?.selection, c.selection);
-    const prompt = buildPrompt(tok, req, { contextWindow: 8192, maxNewTokens: 4096 });
-    assert.ok(prompt.text.includes(c.code), 'the selected code is in the prompt');
-    assert.ok(prompt.text.includes(`lines ${c.selection.startLine}-${c.selection.endLine}`));
-    assert.ok(prompt.text.endsWith('<think>\n'));
+  it('sends the request the client sends for R1: Fix (the selection in document lines, the file window and where it starts)', () => {
+    for (const c of loadFixCases()) {
+      const req = fixRequest(c);
+      const start = c.source.windowStartLine;
+      assert.equal(req.kind, 'fix');
+      assert.equal(req.question, undefined);
+      assert.equal(req.context?.fileStartLine, start);
+      assert.deepEqual(req.context?.selection, { startLine: c.selection.startLine + start - 1, endLine: c.selection.endLine + start - 1 });
+      const prompt = buildPrompt(tok, req, { contextWindow: 8192, maxNewTokens: 4096 });
+      assert.ok(prompt.text.includes(c.code), `${c.id}: the selected code is in the prompt`);
+      assert.equal(prompt.text.split(c.code).length, 2, `${c.id}: once`);
+      assert.ok(prompt.text.includes(`lines ${req.context!.selection!.startLine}-${req.context!.selection!.endLine}`), c.id);
+      assert.ok(prompt.text.endsWith('<think>\n'));
+    }
+    assert.ok(loadFixCases().some((c) => c.source.windowStartLine > 1), 'a window of a larger file');
   });
 
   it('makes two replays per fix: the answer prompt is the reasoning prompt followed by the reasoning and its close', () => {
