@@ -27,7 +27,7 @@ export interface ReplayJson {
   machine: Record<string, unknown>;
   loadAverage: number[][];
   texts: { id: string; phase: 'answer' | 'reasoning'; kind: 'fix' | 'r1'; promptTokens: number; textTokens: number; truncated: number }[];
-  /** Time to first token of each text's first (cold) run. */
+  /** Time to first token of each text's first run (cold but for at most 63 shared template tokens). */
   coldTtftMs: Record<string, number>;
   answer: PhaseSummary;
   /** Genuine DeepSeek-R1 reasoning (bench/texts/r1). */
@@ -119,7 +119,7 @@ export function renderLookup(l: LookupJson): string {
   lines.push('`npm run bench:lookup` (bench/lookup.ts). Texts and where they come from: bench/texts/SOURCES.md.', '');
   const shapes = Object.values(l.passCost);
   if (shapes.length) {
-    lines.push(`**Pass cost**: one forward pass over n new tokens with the logits of all of them, after ${shapes.map((s) => `${s.context}`).join('/')} cached tokens, as a ratio to the 1-token pass; the sizes interleaved in one process, ratios taken within each round, medians over the rounds (min–max).`, '');
+    lines.push(`**Pass cost**: one forward pass over n new tokens with the logits of all of them, after ${[...new Set(shapes.map((s) => s.context))].join('/')} cached tokens (random ids), as a ratio to the 1-token pass; the sizes interleaved in one process (their order rotated each round, a warm-up round not counted), each pass rolled back after it, ratios taken within each round, medians over the rounds (min–max). The engine's prepared CPU copy of each model (${shapes.map((s) => `${s.shape}: load average ${s.loadAverage.map((x) => x[0]!.toFixed(2)).join(' → ')}`).join('; ')}).`, '');
     lines.push(`| model | rounds | ${shapes[0]!.costs.map((c) => `${c.tokens} token${c.tokens === 1 ? '' : 's'}`).join(' | ')} |`);
     lines.push(`|---|---|${shapes[0]!.costs.map(() => '---').join('|')}|`);
     for (const s of shapes) {
@@ -135,7 +135,7 @@ export function renderLookup(l: LookupJson): string {
     lines.push(...phaseTable('REASONING phase, genuine DeepSeek-R1', rep.reasoningGenuine), '');
     lines.push(...phaseTable('REASONING phase, written for the fixes (substitute)', rep.reasoningSubstitute), '');
     const answerTokens = meanAnswerTokens(rep);
-    lines.push(`**Expected speedup of a Fix request**, split by phase: answer ${f(answerTokens, 0)} tokens (the fixes' mean), reasoning R tokens at the genuine-R1 speedup ${f(rep.reasoningGenuine.speedup)}x, answer at ${f(rep.answer.speedup)}x; end to end adds the prompt's prefill (median cold time to first token of the Fix prompts, ${f(fixPrefillMs(rep) / 1000, 1)} s), which lookup does not change.`, '');
+    lines.push(`**Expected speedup of a Fix request**, split by phase: answer ${f(answerTokens, 0)} tokens (the fixes' mean), reasoning R tokens at the genuine-R1 speedup ${f(rep.reasoningGenuine.speedup)}x, answer at ${f(rep.answer.speedup)}x; end to end adds the prompt's prefill (median cold time to first token of the Fix prompts, ${f(fixPrefillMs(rep) / 1000, 1)} s over ${rep.texts.filter((t) => t.kind === 'fix' && t.phase === 'reasoning' && rep.coldTtftMs[t.id] !== undefined).length} of them), which lookup does not change.`, '');
     lines.push('| reasoning tokens | decode speedup | end to end |', '|---|---|---|');
     for (const R of SPLIT_REASONING_TOKENS) {
       const e = fixExpectation(rep, R);

@@ -184,7 +184,7 @@ describe('bench lookup arithmetic', () => {
     } as unknown as ReplayJson;
     const lookup: LookupJson = {
       schema: 1,
-      passCost: { '1.5b': { date: '2026-01-01T00:00:00Z', layout: 'onnx-community', variant: 'q4', shape: '1.5b', context: 1024, rounds: 3, costs: [{ tokens: 1, ms: 30, ratio: 1, ratioMin: 1, ratioMax: 1, rounds: 3 }, { tokens: 4, ms: 50, ratio: 1.7, ratioMin: 1.6, ratioMax: 1.8, rounds: 3 }] } as never },
+      passCost: { '1.5b': { date: '2026-01-01T00:00:00Z', layout: 'onnx-community', variant: 'q4', shape: '1.5b', context: 1024, rounds: 3, loadAverage: [[0.5], [2]], costs: [{ tokens: 1, ms: 30, ratio: 1, ratioMin: 1, ratioMax: 1, rounds: 3 }, { tokens: 4, ms: 50, ratio: 1.7, ratioMin: 1.6, ratioMax: 1.8, rounds: 3 }] } as never },
       replay: rep,
       ratios: {},
     };
