@@ -362,7 +362,7 @@ export class ExchangeView {
     const total = r.reasoningTokens + r.answerTokens;
     const s = r.stats;
     if (total > 0 || !isRunning(r)) parts.push(`${s?.estimated ? '~' : ''}${plural(total, 'token')} (${r.reasoningTokens.toLocaleString('en-US')} reasoning, ${r.answerTokens.toLocaleString('en-US')} answer)`);
-    if (s?.tokensPerSecond !== undefined) parts.push(`${s.tokensPerSecond.toFixed(1)} tok/s`);
+    if (s?.tokensPerSecond !== undefined) parts.push(`${s.tokensPerSecond.toFixed(1)} tok/s${s.tokensPerPass !== undefined ? ` (${s.tokensPerPass.toFixed(1)} a pass)` : ''}`);
     else if (start !== undefined && isRunning(r) && total > 0 && now > start) parts.push(`${(total / ((now - start) / 1000)).toFixed(1)} tok/s`);
     if (s?.provider) parts.push(s.variant ? `${s.provider} · ${s.variant}` : s.provider);
     if (s?.promptTokens !== undefined) {

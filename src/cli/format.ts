@@ -58,9 +58,8 @@ export function formatInfo(info: ModelInfo): string {
 
 /** "; prompt lookup: 1.9 tokens a pass (412 of 530 drafted tokens kept)" when drafts were checked. */
 function lookupStats(s: GenerationResult['stats']): string {
-  if (!s.draftTokens || !s.forwardPasses) return '';
-  const perPass = (s.reasoningTokens + s.answerTokens) / (s.forwardPasses + 1);
-  return `; prompt lookup: ${perPass.toFixed(1)} tokens a pass (${s.acceptedDraftTokens ?? 0} of ${s.draftTokens} drafted tokens kept)`;
+  if (!s.draftTokens || s.tokensPerPass === undefined) return '';
+  return `; prompt lookup: ${s.tokensPerPass.toFixed(2)} tokens a pass (${s.acceptedDraftTokens ?? 0} of ${s.draftTokens} drafted tokens kept)`;
 }
 
 export function formatStats(r: GenerationResult, color: boolean): string {

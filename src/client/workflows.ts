@@ -300,6 +300,7 @@ export class Workflows implements vscode.Disposable {
           reasoningTokens: result.stats.reasoningTokens,
           answerTokens: result.stats.answerTokens,
           tokensPerSecond: result.stats.decodeTokensPerSecond,
+          ...(result.stats.draftTokens && result.stats.tokensPerPass !== undefined ? { tokensPerPass: result.stats.tokensPerPass } : {}),
           timeToFirstTokenMs: result.stats.timeToFirstTokenMs,
           // A server run: its host and model where a local one shows provider and variant.
           provider: result.stats.server?.host ?? result.stats.provider,

@@ -329,6 +329,7 @@ export async function runGeneration(
       forwardPasses,
       draftTokens,
       acceptedDraftTokens,
+      ...(lookup && forwardPasses > 0 ? { tokensPerPass: round(decodedTokens / forwardPasses) } : {}),
     },
     truncation,
   };

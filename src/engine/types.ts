@@ -126,6 +126,8 @@ export interface GenerationStats {
   /** Tokens prompt lookup drafted and checked, and how many of them the model kept (this engine only). */
   draftTokens?: number;
   acceptedDraftTokens?: number;
+  /** Tokens per forward pass after the prompt's, when prompt lookup was on (1 without kept drafts). */
+  tokensPerPass?: number;
   /** Set when a server generated the answer (src/remote): which one, and which figures it reported. */
   server?: ServerStats;
 }

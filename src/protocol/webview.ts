@@ -133,6 +133,8 @@ export interface ExchangeStats {
   answerTokens: number;
   /** Decode speed. */
   tokensPerSecond?: number;
+  /** Tokens per forward pass when prompt lookup checked drafts (above 1: drafts were kept). */
+  tokensPerPass?: number;
   timeToFirstTokenMs?: number;
   /** Execution provider really used (`cpu`, `cuda`, …). */
   provider?: string;
@@ -709,7 +711,7 @@ export function exchangeToMarkdown(r: ExchangeRecord): string {
   if (r.info.selection) meta.push(`- Selection: lines ${r.info.selection.startLine}–${r.info.selection.endLine}`);
   const s = r.stats;
   meta.push(`- Tokens: ${r.reasoningTokens} reasoning, ${r.answerTokens} answer${s?.promptTokens !== undefined ? `, ${s.promptTokens} prompt` : ''}`);
-  if (s?.tokensPerSecond !== undefined) meta.push(`- Speed: ${s.tokensPerSecond.toFixed(1)} tok/s`);
+  if (s?.tokensPerSecond !== undefined) meta.push(`- Speed: ${s.tokensPerSecond.toFixed(1)} tok/s${s.tokensPerPass !== undefined ? ` (${s.tokensPerPass.toFixed(2)} tokens a forward pass: prompt lookup)` : ''}`);
   if (s?.provider) meta.push(`- Provider: ${s.provider}${s.variant ? ` (${s.variant})` : ''}`);
   if (r.budgetHit) meta.push('- The thinking budget cut the reasoning.');
   if (r.error) meta.push(`- Error: ${r.error}`);

@@ -151,6 +151,11 @@ test('2. "Fix with R1" quick fix on a TypeScript error: a diff in the view; Acce
     await e2e.screenshot('port-ts-error');
     const id = await quickFixWithR1();
     await waitForProposal(id);
+    // Prompt lookup, on by default: the answer copies parsePort from the prompt, so forward passes
+    // checked drafted tokens and kept some (the view shows tokens a pass beside the speed).
+    const stats = (await view.waitFor(id, 'the stats', (x) => /tok\/s/.test(x.stats))).stats;
+    const perPass = /tok\/s \((\d+\.\d) a pass\)/.exec(stats);
+    assert.ok(perPass && Number(perPass[1]) > 1, `tokens a pass in the stats: ${stats}`);
 
     const rows = await diffRows(id);
     const removed = rows.filter(([sign]) => sign === '−').map(([, code]) => code.trim());

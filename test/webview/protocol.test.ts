@@ -211,6 +211,15 @@ test('export: one exchange as markdown, reasoning included, edit as a diff with 
   assert.ok(proposalPatch(records[0].proposal).includes('@@ -10,2 +10,2 @@'));
 });
 
+test('export: the speed says how many tokens a forward pass gave when prompt lookup checked drafts, and nothing of it otherwise', () => {
+  const records: ExchangeRecord[] = [];
+  run(records, 'a', '', 'Fixed.', { command: 'fix', prompt: 'Fix it.' });
+  applyNotification(records, n('exchange/finished', { id: 'a', status: 'complete', at: 900, budgetHit: false, stats: { reasoningTokens: 5, answerTokens: 40, tokensPerSecond: 52.4, tokensPerPass: 2.317 } }));
+  assert.match(exchangeToMarkdown(records[0]), /\n- Speed: 52\.4 tok\/s \(2\.32 tokens a forward pass: prompt lookup\)\n/);
+  records[0].stats = { reasoningTokens: 5, answerTokens: 40, tokensPerSecond: 24.1 };
+  assert.match(exchangeToMarkdown(records[0]), /\n- Speed: 24\.1 tok\/s\n/);
+});
+
 test('export and history carry the check: each attempt with its verdict and problems, a notice when no edit was proposed', () => {
   const records: ExchangeRecord[] = [];
   run(records, 'r', 'r', 'Return the number.', { command: 'repair', prompt: 'Repair round 1: the check found 1 new problem.', parentId: 'f' });

@@ -471,6 +471,23 @@ test('a request whose prompt prefix was still cached says how many prompt tokens
   assert.match((await text(v, `${art} .ex-stats`))!, / · prompt 1,240 \(1,187 cached\) · /);
 });
 
+test('prompt lookup: the stats show the tokens a forward pass gave beside the speed', async () => {
+  const v = await view();
+  const x = info({ command: 'fix', prompt: 'Fix parsePort.' });
+  const art = `article[data-id="${x.id}"]`;
+  await v.host.notify('exchange/started', { info: x, at: Date.now() });
+  await v.host.notify('exchange/delta', { id: x.id, kind: 'answer', text: 'Fixed.', reasoningTokens: 0, answerTokens: 60, at: Date.now() });
+  await v.host.notify('exchange/finished', {
+    id: x.id,
+    status: 'complete',
+    at: Date.now(),
+    budgetHit: false,
+    stats: { promptTokens: 300, reasoningTokens: 0, answerTokens: 60, tokensPerSecond: 61.04, tokensPerPass: 2.26, provider: 'cpu', variant: 'q4' },
+  });
+  await until('stats', async () => (await text(v, `${art} .ex-stats`))?.includes('61.0 tok/s'));
+  assert.match((await text(v, `${art} .ex-stats`))!, /^60 tokens \(0 reasoning, 60 answer\) · 61\.0 tok\/s \(2\.3 a pass\) · cpu · q4 · prompt 300/);
+});
+
 test('a server run shows the host and model, ~ on estimated counts, and a note the server gave as it is', async () => {
   const v = await view();
   const x = info({ command: 'ask', prompt: 'Why NaN?' });

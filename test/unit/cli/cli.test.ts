@@ -90,6 +90,21 @@ describe('r1 CLI', () => {
     assert.match(r.stderr, /complete: \d+ prompt tokens, 10 reasoning \+ \d+ answer tokens.*q4 on cpu; thinking budget reached/);
   });
 
+  it('ask says how many tokens a pass prompt lookup gave, and --no-prompt-lookup gives the same text in one token a pass', async () => {
+    const file = join(tmp, 'port2.ts');
+    writeFileSync(file, 'export function parsePort(value: string): number {\n  const port = Number.parseInt(value, 10);\n  if (!Number.isInteger(port) || port < 1 || port > 65535) {\n    return value as unknown as number;\n  }\n  return port;\n}\n');
+    const args = ['ask', '--model', model, '--provider', 'cpu', '--temperature', '0', '--file', file, '--selection', '1:7', 'fix it'];
+    const on = await r1(args);
+    assert.equal(on.code, 0, on.stderr);
+    const m = /prompt lookup: (\d+\.\d+) tokens a pass \((\d+) of (\d+) drafted tokens kept\)/.exec(on.stderr);
+    assert.ok(m, on.stderr);
+    assert.ok(Number(m[1]) > 1 && Number(m[2]) > 0 && Number(m[2]) <= Number(m[3]));
+    const off = await r1([...args.slice(0, -1), '--no-prompt-lookup', 'fix it']);
+    assert.equal(off.code, 0, off.stderr);
+    assert.ok(!off.stderr.includes('prompt lookup'), off.stderr);
+    assert.equal(off.stdout, on.stdout);
+  });
+
   it('info --json reports the session, variant, signature and providers', async () => {
     const r = await r1(['info', '--model', model, '--json']);
     assert.equal(r.code, 0, r.stderr);

@@ -312,6 +312,8 @@ describe('prompt lookup in R1Engine.generate on the scripted model', () => {
     assert.equal(a.forwardPasses, a.reasoningTokens + a.answerTokens, 'one pass a token, eos included, the first from the prompt');
     assert.ok(b.acceptedDraftTokens! >= 30, `${b.acceptedDraftTokens} of ${b.draftTokens} drafted tokens kept`);
     assert.equal(b.forwardPasses, a.forwardPasses! - b.acceptedDraftTokens!, 'each kept draft saves one pass');
+    assert.equal(a.tokensPerPass, undefined, 'no figure without lookup');
+    assert.equal(b.tokensPerPass, Math.round((a.forwardPasses! / b.forwardPasses!) * 100) / 100, 'tokens chosen from decode passes over those passes');
     assert.match(on.result.answer, /```typescript\nexport function parsePort/);
   });
 
