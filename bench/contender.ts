@@ -23,7 +23,7 @@
  *   with one row and prefill in the same chunks: the time ONNX Runtime's MatMulNBits kernels alone
  *   take, which no engine on these kernels can beat. It produces no tokens.
  * - `llama.cpp`, `llama.cpp-q4_k_m`: node-llama-cpp 3.21.1 on the Q4_0 / Q4_K_M GGUF of the same
- *   shapes and float weights (bench/ggufModel.ts): runLlamaCpp says how it is run.
+ *   shapes and float weights (bench/ggufModel.ts): bench/llamaCpp.ts says how it is run.
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -38,6 +38,7 @@ import type { GenerationResult, LoadOptions, ModelVariant, PreparedStep, Provide
 import { Rng } from '../test/fixtures/onnx/rng';
 import { GraphBuilder, float32ArrayToFloat16Bits } from '../test/fixtures/onnx/graph';
 import { type BenchLayout, readManifest } from './model';
+import { type LlamaCppInfo, llamaCppDecodeRate, openLlamaCpp } from './llamaCpp';
 
 export type ContenderKind = 'ours' | 'transformers.js' | 'bare-ort' | 'linear-floor' | 'llama.cpp' | 'llama.cpp-q4_k_m';
 
@@ -96,7 +97,7 @@ export interface ContenderResult {
   /** ours, bare-ort: false when the graph takes one token at a time once its cache holds some. */
   multiTokenSteps?: boolean;
   /** llama.cpp contenders: how node-llama-cpp ran (threads, batch, context, flash attention, build). */
-  llamaCpp?: { threads: number; batchSize: number; contextSize: number; flashAttention: string; build: string; systemInfo: string; mmap: boolean };
+  llamaCpp?: LlamaCppInfo;
   /**
    * linear-floor only: by prompt length, the time of the attention products alone (QKᵀ and
    * probabilities·V in float32, every layer and chunk, each row over its cached keys and half its
@@ -530,60 +531,28 @@ async function timeAttentionProducts(p: ContenderParams, shape: { heads: number;
 }
 
 /**
- * llama.cpp through node-llama-cpp 3.21.1 (its prebuilt CPU binaries, @node-llama-cpp/linux-x64;
- * never built or downloaded): the GGUF of the same shapes and weights, the same prompt tokens,
- * greedy (temperature 0) over the same ids as the others (the GGUF's [PADn] rows above the
- * tokenizer are never picked), eos and every end-of-generation token yielded and decoding going
- * on, the same thread count as ours (ONNX Runtime's default, the physical cores: llama.cpp's math
- * cores), one sequence. Everything else as node-llama-cpp sets it for a user: batch 512, flash
- * attention "auto", F16 KV cache, the file memory-mapped. Each prompt is measured cold (the
+ * llama.cpp (bench/llamaCpp.ts says how it is run): the GGUF of the same shapes and weights, the
+ * same prompt tokens, greedy over the same ids as the others, the same thread count as ours (ONNX
+ * Runtime's default, the physical cores: llama.cpp's math cores). Each prompt is measured cold (the
  * sequence's history cleared). Peak RSS counts the mapped file's resident pages, as VmHWM does.
  */
 async function runLlamaCpp(p: ContenderParams): Promise<ContenderResult> {
   if (!p.gguf) throw new Error(`${p.kind}: no GGUF file given`);
-  const nlc = await import('node-llama-cpp');
   const t0 = performance.now();
-  const threads = p.cpuThreads && p.cpuThreads > 0 ? p.cpuThreads : undefined;
-  const llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error, ...(threads ? { maxThreads: threads } : {}) });
-  const n = threads ?? llama.cpuMathCores;
-  llama.maxThreads = n;
-  const model = await llama.loadModel({ modelPath: p.gguf, gpuLayers: 0 });
   const contextSize = Math.max(...p.promptLengths, p.decodePrompt + p.newTokens) + 16;
-  const context = await model.createContext({ contextSize, threads: { ideal: n, min: n } });
-  const sequence = context.getSequence();
-  // Greedy among the ids the others pick from.
-  const bias = new nlc.TokenBias(model.tokenizer);
-  const rows = Number(model.fileInfo.tensorInfo?.find((t) => t.name === 'token_embd.weight')?.dimensions[1] ?? 0);
-  for (let id = p.argmaxVocab; id < rows; id++) bias.set(id as never, 'never');
-  const evalOptions = { temperature: 0, yieldEogToken: true, tokenBias: bias } as const;
+  const runner = await openLlamaCpp({ gguf: p.gguf, contextSize, argmaxVocab: p.argmaxVocab, threads: p.cpuThreads });
   const loadMs = performance.now() - t0;
   const loadPeakRss = vmHWM();
-  /** Runs `ids` from an empty sequence; yields the time of each new token (after the prompt's first). */
-  const generate = async (ids: number[], count: number) => {
-    await sequence.clearHistory();
-    const times: number[] = [];
-    const tokens: number[] = [];
-    const t = performance.now();
-    for await (const tok of sequence.evaluate(ids as never[], evalOptions)) {
-      times.push(performance.now());
-      tokens.push(tok as unknown as number);
-      if (tokens.length >= count) break;
-    }
-    if (tokens.length < count) throw new Error(`llama.cpp stopped after ${tokens.length} of ${count} tokens`);
-    return { t, times, tokens };
-  };
   const ttftMs: Record<string, number> = {};
   for (const len of p.promptLengths) {
-    const r = await generate(promptIds(p.seed, len), 1);
+    const r = await runner.generate(promptIds(p.seed, len), 1);
     ttftMs[len] = r.times[0]! - r.t;
   }
-  const r = await generate(promptIds(p.seed, p.decodePrompt), p.newTokens);
+  const r = await runner.generate(promptIds(p.seed, p.decodePrompt), p.newTokens);
   const steps = r.times.slice(1).map((x, i) => x - r.times[i]!);
-  const tps = ((r.times.length - 1) * 1000) / (r.times[r.times.length - 1]! - r.times[0]!);
-  const llamaCpp = { threads: n, batchSize: context.batchSize, contextSize: context.contextSize, flashAttention: String(context.flashAttention), build: `${llama.buildType} ${llama.llamaCppRelease.release}`, systemInfo: llama.systemInfo.trim(), mmap: model.useMmap !== false };
-  await context.dispose();
-  await model.dispose();
-  await llama.dispose();
+  const tps = llamaCppDecodeRate(r);
+  const llamaCpp = runner.info;
+  await runner.dispose();
   return {
     kind: p.kind,
     loadMs,
@@ -592,7 +561,7 @@ async function runLlamaCpp(p: ContenderParams): Promise<ContenderResult> {
     decode: { promptTokens: p.decodePrompt, newTokens: p.newTokens, tokensPerSecond: tps, stepMs: 1000 / tps, stepsMs: steps },
     tokens: r.tokens,
     peakRss: vmHWM(),
-    notes: [`${basename(p.gguf)}: node-llama-cpp ${llamaCpp.build}, ${n} threads, batch ${llamaCpp.batchSize}, flash attention ${llamaCpp.flashAttention}`],
+    notes: [`${basename(p.gguf)}: node-llama-cpp ${llamaCpp.build}, ${llamaCpp.threads} threads, batch ${llamaCpp.batchSize}, flash attention ${llamaCpp.flashAttention}`],
     llamaCpp,
   };
 }

@@ -16,10 +16,14 @@
  *    ANSWER (the code block and explanation of real bug fixes, after the Fix prompt and the
  *    reasoning) and REASONING (genuine DeepSeek-R1 reasoning with its own prompt; and reasoning
  *    texts written for the fixes, reported apart as a substitute). Then the expected speedup of a
- *    whole Fix request, split by phase.
+ *    whole Fix request, split by phase. In each round llama.cpp (bench/llamaCpp.ts, the Q4_0 GGUF
+ *    of the same shapes and weights) decodes as many tokens after the same prompt, plainly, so
+ *    our decode with and without lookup is compared with llama.cpp's at the contexts real
+ *    requests have (4-17K tokens), not only after the headline's 128 (`--no-llama-cpp` skips it).
  *
  *   npm run bench:lookup -- [--pass-cost] [--replay] [--shape 1.5b|7b] [--layout L] [--variant V]
  *                           [--context 1024] [--rounds N] [--only id,id] [--out DIR] [--quick]
+ *                           [--no-llama-cpp]
  *
  * Without --pass-cost or --replay both run. --pass-cost defaults: --shape 1.5b with the
  * onnx-community q4 layout (the headline), 7b with the genai cpu layout (onnx-community has no
@@ -40,7 +44,9 @@ import { R1Engine } from '../src/engine/engine';
 import type { GenerationResult } from '../src/engine/types';
 import { promptIds } from './contender';
 import { type LookupJson, type PassCostJson, type ReplayJson, applyLookupRatios, lookupRatios, renderLookupSummary } from './lookupReport';
+import { type LlamaCppInfo, type LlamaCppRunner, llamaCppDecodeRate, openLlamaCpp } from './llamaCpp';
 import { type PassRound, type ReplayRun, type LookupMode, passCostRatios, roundOrder, summarizePhase } from './lookupStats';
+import { buildBenchGguf } from './ggufModel';
 import { type Replay, fixReplays, loadFixCases, loadR1Traces, replayPick, traceReplay } from './lookupTexts';
 import { BENCH_DIR, type BenchLayout, type BenchShape, DEFAULT_SEED, buildBenchModel, defaultVariant } from './model';
 import { renderMarkdown } from './run';
@@ -58,6 +64,7 @@ interface Args {
   only?: string[];
   out: string;
   quick: boolean;
+  llamaCpp: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -83,6 +90,7 @@ function parseArgs(argv: string[]): Args {
     only: get('--only')?.split(','),
     out: resolve(get('--out') ?? (quick ? BENCH_DIR : __dirname)),
     quick,
+    llamaCpp: !argv.includes('--no-llama-cpp'),
   };
 }
 
@@ -190,7 +198,18 @@ async function replayOnce(engine: R1Engine, rp: Replay, mode: LookupMode, round:
   };
 }
 
-/** Part 2: the texts replayed with and without lookup, paired. */
+/**
+ * llama.cpp's plain decode of as many tokens as the text has, after the same prompt ids (the GGUF
+ * carries the same tokenizer). Its greedy tokens are its own (random weights): a pass costs the
+ * same whatever the token, so the rate compares with ours at the same context length.
+ */
+async function replayLlamaCpp(runner: LlamaCppRunner, rp: Replay, round: number): Promise<ReplayRun> {
+  const r = await runner.decodeAfter(rp.promptIds, rp.textIds.length + 1);
+  const tokens = r.times.length - 1;
+  return { id: rp.id, phase: rp.phase, kind: rp.kind, mode: 'llama.cpp', round, tokens, decodeMs: (tokens * 1000) / llamaCppDecodeRate(r), forwardPasses: tokens, draftTokens: 0, acceptedDraftTokens: 0 };
+}
+
+/** Part 2: the texts replayed with and without lookup, paired, and llama.cpp after the same prompts. */
 async function replay(a: Args): Promise<ReplayJson> {
   const load = [loadavg()];
   const shape: BenchShape = a.quick ? 'tiny' : '1.5b';
@@ -204,6 +223,16 @@ async function replay(a: Args): Promise<ReplayJson> {
   const rounds = a.rounds ?? (a.quick ? 2 : 3);
   const runs: ReplayRun[] = [];
   const coldTtftMs: Record<string, number> = {};
+  let llama: LlamaCppRunner | undefined;
+  let llamaGguf: string | undefined;
+  if (a.llamaCpp) {
+    const g = await buildBenchGguf({ shape, fileType: 'Q4_0', seed: DEFAULT_SEED, log });
+    llamaGguf = g.file;
+    const argmaxVocab = Math.min(engine.info.config.vocabSize, tok.vocabSize);
+    llama = await openLlamaCpp({ gguf: g.file, contextSize: Math.max(...replays.map((r) => r.promptIds.length + r.textIds.length)) + 16, argmaxVocab });
+    log(`llama.cpp: ${g.file}, ${llama.info.threads} threads, context ${llama.info.contextSize}`);
+  }
+  const llamaInfo: LlamaCppInfo | undefined = llama?.info;
   for (const rp of replays) {
     for (let r = 0; r < rounds; r++) {
       const order: LookupMode[] = r % 2 ? ['off', 'auto'] : ['auto', 'off'];
@@ -218,9 +247,15 @@ async function replay(a: Args): Promise<ReplayJson> {
         log(`${rp.id}/${rp.phase} round ${r} ${mode}: ${o.run.tokens} tokens in ${o.run.forwardPasses} passes (${fmt(o.run.tokens / o.run.forwardPasses)} a pass; drafted ${o.run.draftTokens}, kept ${o.run.acceptedDraftTokens}), ${fmt((o.run.tokens * 1000) / o.run.decodeMs)} tok/s`);
       }
       if (texts[0] !== texts[1]) throw new Error(`${rp.id}/${rp.phase}: the text with lookup differs from the text without`);
+      if (llama) {
+        const l = await replayLlamaCpp(llama, rp, r);
+        runs.push(l);
+        log(`${rp.id}/${rp.phase} round ${r} llama.cpp: ${l.tokens} tokens, ${fmt((l.tokens * 1000) / l.decodeMs)} tok/s`);
+      }
     }
   }
   load.push(loadavg());
+  await llama?.dispose();
   await engine.dispose();
   const answer = summarizePhase(runs, 'answer');
   const reasoningGenuine = summarizePhase(runs, 'reasoning', (r) => r.kind === 'r1');
@@ -233,6 +268,7 @@ async function replay(a: Args): Promise<ReplayJson> {
     loadAverage: load,
     texts: replays.map((r) => ({ id: r.id, phase: r.phase, kind: r.kind, promptTokens: r.promptIds.length, textTokens: r.textIds.length, truncated: r.truncated })),
     coldTtftMs,
+    ...(llamaInfo && llamaGguf ? { llamaCpp: { gguf: llamaGguf, ...llamaInfo } } : {}),
     answer,
     reasoningGenuine,
     reasoningSubstitute,

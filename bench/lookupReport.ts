@@ -2,6 +2,7 @@
  * The prompt-lookup section of bench/results.json and bench/results.md (written by
  * bench/lookup.ts, kept by bench/run.ts): its shape, the ratios it carries, and its tables.
  */
+import type { LlamaCppInfo } from './llamaCpp';
 import { type PassCost, type PhaseSummary, type ReplayRun, expectedSpeedup, median } from './lookupStats';
 
 export interface PassCostJson {
@@ -29,6 +30,8 @@ export interface ReplayJson {
   texts: { id: string; phase: 'answer' | 'reasoning'; kind: 'fix' | 'r1'; promptTokens: number; textTokens: number; truncated: number }[];
   /** Time to first token of each text's first run (cold but for at most 63 shared template tokens). */
   coldTtftMs: Record<string, number>;
+  /** llama.cpp, when it decoded after the same prompts: how it ran and on which GGUF. */
+  llamaCpp?: LlamaCppInfo & { gguf: string };
   answer: PhaseSummary;
   /** Genuine DeepSeek-R1 reasoning (bench/texts/r1). */
   reasoningGenuine: PhaseSummary;
@@ -91,6 +94,14 @@ export function lookupRatios(l: LookupJson): Record<string, number | null> {
     const f = fixExpectation(rep, FIX_REASONING_TOKENS);
     r.fixRequestLookupSpeedup = num(f.decode);
     r.fixRequestLookupSpeedupEndToEnd = num(f.endToEnd);
+    if (rep.answer.vsLlamaCpp) {
+      r.answerPhaseDecodeVsLlamaCpp = num(rep.answer.vsLlamaCpp.lookup);
+      r.answerPhasePlainDecodeVsLlamaCpp = num(rep.answer.vsLlamaCpp.plain);
+    }
+    if (rep.reasoningGenuine.vsLlamaCpp) {
+      r.reasoningPhaseDecodeVsLlamaCpp = num(rep.reasoningGenuine.vsLlamaCpp.lookup);
+      r.reasoningPhasePlainDecodeVsLlamaCpp = num(rep.reasoningGenuine.vsLlamaCpp.plain);
+    }
   }
   return r;
 }
@@ -104,12 +115,15 @@ export function applyLookupRatios(doc: { runs: { layout?: string; variant?: stri
 
 const f = (x: number | null | undefined, d = 2) => (x != null && Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
-function phaseTable(title: string, p: PhaseSummary): string[] {
-  const out = [`| ${title} | tokens | tokens/pass (lookup) | drafted / kept | tok/s off | tok/s lookup | speedup (paired median) |`, '|---|---|---|---|---|---|---|'];
+function phaseTable(title: string, p: PhaseSummary, prompts: Map<string, number>): string[] {
+  const llama = !!p.vsLlamaCpp;
+  const head = `| ${title} | prompt tokens | tokens | tokens/pass (lookup) | drafted / kept | tok/s off | tok/s lookup | speedup (paired median) |${llama ? ' llama.cpp tok/s | ours / llama.cpp: lookup, off |' : ''}`;
+  const out = [head, `|${'---|'.repeat(llama ? 10 : 8)}`];
+  const vs = (x: { vsLlamaCpp?: { lookup: number; plain: number } }, bold = false) => (x.vsLlamaCpp ? ` ${bold ? '**' : ''}${f(x.vsLlamaCpp.lookup)}x${bold ? '**' : ''}, ${f(x.vsLlamaCpp.plain)}x |` : '');
   for (const t of p.texts) {
-    out.push(`| ${t.id} | ${t.tokens} | ${f(t.auto.tokensPerPass)} | ${t.auto.draftTokens} / ${t.auto.acceptedDraftTokens} | ${f(t.off.tokensPerSecond)} | ${f(t.auto.tokensPerSecond)} | ${f(t.pairedSpeedup)}x |`);
+    out.push(`| ${t.id} | ${prompts.get(t.id) ?? 'n/a'} | ${t.tokens} | ${f(t.auto.tokensPerPass)} | ${t.auto.draftTokens} / ${t.auto.acceptedDraftTokens} | ${f(t.off.tokensPerSecond)} | ${f(t.auto.tokensPerSecond)} | ${f(t.pairedSpeedup)}x |${llama ? ` ${f(t.llamaCpp?.tokensPerSecond)} |${vs(t)}` : ''}`);
   }
-  out.push(`| **all** | ${p.texts.reduce((s, t) => s + t.tokens, 0)} | **${f(p.auto.tokensPerPass)}** | ${p.auto.draftTokens} / ${p.auto.acceptedDraftTokens} | ${f(p.off.tokensPerSecond)} | ${f(p.auto.tokensPerSecond)} | **${f(p.speedup)}x** (texts' median ${f(p.medianTextSpeedup)}x) |`);
+  out.push(`| **all** | | ${p.texts.reduce((s, t) => s + t.tokens, 0)} | **${f(p.auto.tokensPerPass)}** | ${p.auto.draftTokens} / ${p.auto.acceptedDraftTokens} | ${f(p.off.tokensPerSecond)} | ${f(p.auto.tokensPerSecond)} | **${f(p.speedup)}x** (texts' median ${f(p.medianTextSpeedup)}x) |${llama ? ` ${f(p.llamaCpp?.tokensPerSecond)} |${vs(p, true)}` : ''}`);
   return out;
 }
 
@@ -131,9 +145,14 @@ export function renderLookup(l: LookupJson): string {
   if (rep) {
     const la = rep.loadAverage.map((x) => x[0]!.toFixed(2)).join(' → ');
     lines.push(`**Replays** (${rep.date.slice(0, 10)}; ${rep.model.layout} ${rep.model.variant} ${rep.model.shape}, prepared CPU copy; ${rep.rounds} rounds, lookup on and off back to back in each, alternating which goes first; load average ${la}). Each text is written through the real engine by its pick seam; both modes wrote the same tokens. Decode figures exclude the time to first token. Tokens per pass = the text's tokens / decode passes (1.00 without lookup).`, '');
-    lines.push(...phaseTable('ANSWER phase (real fixes)', rep.answer), '');
-    lines.push(...phaseTable('REASONING phase, genuine DeepSeek-R1', rep.reasoningGenuine), '');
-    lines.push(...phaseTable('REASONING phase, written for the fixes (substitute)', rep.reasoningSubstitute), '');
+    if (rep.llamaCpp) {
+      const l = rep.llamaCpp;
+      lines.push(`In each round llama.cpp (node-llama-cpp ${l.build}, ${l.threads} threads, batch ${l.batchSize}, flash attention ${l.flashAttention}; ${l.gguf.split('/').pop()}, the same shapes and weights) decoded as many tokens after the same prompt ids, plainly (its prompt cached after the first round, as ours is): its greedy tokens are its own, and a pass costs the same whatever the token. So each text compares our decode, with lookup and without, with llama.cpp's at that text's context length.`, '');
+    }
+    for (const [title, p] of [['ANSWER phase (real fixes)', rep.answer], ['REASONING phase, genuine DeepSeek-R1', rep.reasoningGenuine], ['REASONING phase, written for the fixes (substitute)', rep.reasoningSubstitute]] as const) {
+      const prompts = new Map(rep.texts.filter((t) => t.phase === p.phase).map((t) => [t.id, t.promptTokens]));
+      lines.push(...phaseTable(title, p, prompts), '');
+    }
     const answerTokens = meanAnswerTokens(rep);
     lines.push(`**Expected speedup of a Fix request**, split by phase: answer ${f(answerTokens, 0)} tokens (the fixes' mean), reasoning R tokens at the genuine-R1 speedup ${f(rep.reasoningGenuine.speedup)}x, answer at ${f(rep.answer.speedup)}x; end to end adds the prompt's prefill (median cold time to first token of the Fix prompts, ${f(fixPrefillMs(rep) / 1000, 1)} s over ${rep.texts.filter((t) => t.kind === 'fix' && t.phase === 'reasoning' && rep.coldTtftMs[t.id] !== undefined).length} of them), which lookup does not change.`, '');
     lines.push('| reasoning tokens | decode speedup | end to end |', '|---|---|---|');
@@ -144,6 +163,11 @@ export function renderLookup(l: LookupJson): string {
     lines.push('');
     const met = rep.answer.speedup >= 1.8;
     lines.push(`Target: answer-phase decode with lookup ≥ 1.8x without, on code-fix texts: **${met ? 'met' : 'not met'}** (${f(rep.answer.speedup)}x).`, '');
+    const v = rep.answer.vsLlamaCpp;
+    if (v) {
+      const g = rep.reasoningGenuine.vsLlamaCpp;
+      lines.push(`Target: decode ≥ 1.0x llama.cpp's on the same shapes, with lookup where the text allows: at the fixes' contexts, the answer phase decodes at **${f(v.lookup)}x** llama.cpp's rate with lookup (**${v.lookup >= 1 ? 'met' : 'not met'}**) and ${f(v.plain)}x without${g ? `; genuine R1 reasoning at ${f(g.lookup)}x with lookup and ${f(g.plain)}x without` : ''}.${v.plain < 1 ? ` **Where llama.cpp is faster:** plain decode at these contexts, by ${f(1 / v.plain)}x on the answers${g && g.plain < 1 ? ` and ${f(1 / g.plain)}x on the reasoning` : ''}.` : ''}`, '');
+    }
   }
   return `${lines.join('\n')}\n`;
 }

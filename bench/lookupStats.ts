@@ -49,13 +49,15 @@ export function roundOrder(sizes: readonly number[], r: number): number[] {
 }
 
 export type LookupMode = 'auto' | 'off';
+/** Our engine with or without lookup, or llama.cpp decoding as many tokens after the same prompt. */
+export type ReplayMode = LookupMode | 'llama.cpp';
 
 /** One replay of one text in one mode. */
 export interface ReplayRun {
   id: string;
   phase: 'answer' | 'reasoning';
   kind: 'fix' | 'r1';
-  mode: LookupMode;
+  mode: ReplayMode;
   round: number;
   /** Tokens the decode passes produced: the text's tokens after the first, and the eos that ends it. */
   tokens: number;
@@ -114,6 +116,21 @@ export interface TextSummary {
   off: ModeTotals;
   /** Median over rounds of off time / auto time (each round's two runs ran back to back). */
   pairedSpeedup: number;
+  /** llama.cpp's plain decode after the same prompt, when it ran. */
+  llamaCpp?: ModeTotals;
+  vsLlamaCpp?: VsLlamaCpp;
+}
+
+/** Our decode rate over llama.cpp's, with lookup and without (> 1: ours is faster). */
+export interface VsLlamaCpp {
+  lookup: number;
+  plain: number;
+}
+
+function vsLlamaCpp(auto: ModeTotals, off: ModeTotals, llama: readonly ReplayRun[]): { llamaCpp?: ModeTotals; vsLlamaCpp?: VsLlamaCpp } {
+  if (llama.length === 0) return {};
+  const l = totals(llama);
+  return { llamaCpp: l, vsLlamaCpp: { lookup: auto.tokensPerSecond / l.tokensPerSecond, plain: off.tokensPerSecond / l.tokensPerSecond } };
 }
 
 export interface PhaseSummary {
@@ -128,6 +145,9 @@ export interface PhaseSummary {
   speedup: number;
   /** Median of the texts' paired speedups (each text counts once). */
   medianTextSpeedup: number;
+  /** llama.cpp's plain decode after the same prompts, over all the phase's tokens, when it ran. */
+  llamaCpp?: ModeTotals;
+  vsLlamaCpp?: VsLlamaCpp;
 }
 
 /** Per phase and text: the totals of each mode, the paired ratios and the phase's speedup. */
@@ -143,11 +163,14 @@ export function summarizePhase(runs: readonly ReplayRun[], phase: 'answer' | 're
       const o = off.find((r) => r.round === round);
       return a && o && a.decodeMs > 0 ? [o.decodeMs / a.decodeMs] : [];
     });
-    return { id, kind: of[0]!.kind, tokens: of[0]!.tokens, auto: totals(auto), off: totals(off), pairedSpeedup: median(paired) };
+    const a = totals(auto);
+    const o = totals(off);
+    return { id, kind: of[0]!.kind, tokens: of[0]!.tokens, auto: a, off: o, pairedSpeedup: median(paired), ...vsLlamaCpp(a, o, of.filter((r) => r.mode === 'llama.cpp')) };
   });
   const auto = totals(mine.filter((r) => r.mode === 'auto'));
   const off = totals(mine.filter((r) => r.mode === 'off'));
-  return { phase, texts, auto, off, speedup: auto.tokensPerSecond / off.tokensPerSecond, medianTextSpeedup: median(texts.map((t) => t.pairedSpeedup)) };
+  const llama = mine.filter((r) => r.mode === 'llama.cpp');
+  return { phase, texts, auto, off, speedup: auto.tokensPerSecond / off.tokensPerSecond, medianTextSpeedup: median(texts.map((t) => t.pairedSpeedup)), ...vsLlamaCpp(auto, off, llama) };
 }
 
 /**

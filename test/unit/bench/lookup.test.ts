@@ -123,7 +123,7 @@ describe('bench lookup arithmetic', () => {
     assert.ok(firsts.size >= 3);
   });
 
-  const run = (id: string, mode: 'auto' | 'off', round: number, decodeMs: number, passes: number, phase: 'answer' | 'reasoning' = 'answer', tokens = 100): ReplayRun => ({
+  const run = (id: string, mode: 'auto' | 'off' | 'llama.cpp', round: number, decodeMs: number, passes: number, phase: 'answer' | 'reasoning' = 'answer', tokens = 100): ReplayRun => ({
     id,
     phase,
     kind: 'fix',
@@ -203,5 +203,40 @@ describe('bench lookup arithmetic', () => {
     assert.match(md, /answer-phase decode with lookup ≥ 1\.8x without, on code-fix texts: \*\*met\*\* \(2\.00x\)/);
     assert.match(md, /\| 4 tokens \|/);
     assert.ok(renderMarkdown({ schema: 2, runs: [], lookup } as never).includes('## Prompt lookup (issue 18)'));
+    assert.doesNotMatch(md, /llama\.cpp tok\/s/, 'no llama.cpp columns when it did not run');
+  });
+
+  it('compares our decode with llama.cpp\'s after the same prompts, with lookup and without, and says where llama.cpp is faster', () => {
+    // a: ours 100 tokens in 1 s with lookup, 2 s without; llama.cpp 100 tokens in 1.25 s (80 tok/s).
+    const runs = [run('a', 'auto', 0, 1000, 40), run('a', 'off', 0, 2000, 100), run('a', 'llama.cpp', 0, 1250, 100), run('b', 'auto', 0, 1000, 100), run('b', 'off', 0, 1000, 100)];
+    const p = summarizePhase(runs, 'answer');
+    assert.equal(p.texts[0]!.llamaCpp!.tokensPerSecond, 80);
+    assert.deepEqual(p.texts[0]!.vsLlamaCpp, { lookup: 1.25, plain: 0.625 });
+    assert.equal(p.texts[1]!.vsLlamaCpp, undefined, 'b had no llama.cpp run');
+    // The phase: ours 200 tokens in 2 s / 3 s; llama.cpp 100 tokens in 1.25 s.
+    assert.equal(p.vsLlamaCpp!.lookup, 100 / 80);
+    assert.equal(p.vsLlamaCpp!.plain, (200 / 3) / 80);
+    assert.equal(p.speedup, 1.5, 'llama.cpp runs do not count as ours');
+    const rep = {
+      texts: [{ id: 'a', phase: 'answer', kind: 'fix', promptTokens: 4321, textTokens: 100, truncated: 0 }, { id: 'b', phase: 'answer', kind: 'fix', promptTokens: 10, textTokens: 100, truncated: 0 }],
+      coldTtftMs: {},
+      llamaCpp: { gguf: '/x/qwen2-1.5b-1234-Q4_0.gguf', threads: 2, batchSize: 512, contextSize: 5000, flashAttention: 'true', build: 'prebuilt b1', systemInfo: '', mmap: true },
+      answer: p,
+      reasoningGenuine: summarizePhase(runs, 'reasoning', (r) => r.kind === 'r1'),
+      reasoningSubstitute: summarizePhase(runs, 'reasoning', (r) => r.kind === 'fix'),
+      loadAverage: [[1], [2]],
+      rounds: 1,
+      date: '2026-01-01T00:00:00Z',
+      model: { layout: 'onnx-community', variant: 'q4', shape: '1.5b', dir: '' },
+      runs,
+    } as unknown as ReplayJson;
+    const lookup: LookupJson = { schema: 1, passCost: {}, replay: rep, ratios: {} };
+    lookup.ratios = lookupRatios(lookup);
+    assert.equal(lookup.ratios.answerPhaseDecodeVsLlamaCpp, 1.25);
+    assert.equal(lookup.ratios.answerPhasePlainDecodeVsLlamaCpp, 0.833);
+    const md = renderLookup(lookup);
+    assert.match(md, /\| a \| 4321 \| 100 \| 2\.50 \| .* \| 80\.00 \| 1\.25x, 0\.63x \|/);
+    assert.match(md, /with lookup where the text allows: .* \*\*1\.25x\*\* llama\.cpp's rate with lookup \(\*\*met\*\*\) and 0\.83x without/);
+    assert.match(md, /\*\*Where llama\.cpp is faster:\*\* plain decode at these contexts, by 1\.20x on the answers/);
   });
 });
