@@ -286,7 +286,7 @@ export interface GraphSignature {
 
 /** One step of the CPU-prepared copy (src/engine/graph): whether it applies to this model, and what it did or why not. */
 export interface PreparedStep {
-  step: 'int8 compute' | 'last-position logits' | 'new KV rows only' | 'fused matrix products' | 'fused attention';
+  step: 'int8 compute' | 'last-position logits' | 'new KV rows only' | 'fused matrix products' | 'fused attention' | 'decode attention';
   applied: boolean;
   detail: string;
 }

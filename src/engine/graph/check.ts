@@ -3,8 +3,9 @@
  * kept: the copy with it and the copy without it run the same token schedule through the engine's
  * own decoder, and their logits must agree. The schedule covers what the engine does with a
  * model: a short request, then an unrelated prompt that starts over on the same KV slots (stale
- * rows, all masked), prefilled in chunks across a growth of the slots, decode steps, and a
- * follow-up that keeps a prefix of it (cached rows beyond the prefix are stale, not zero).
+ * rows, all masked), prefilled in chunks across a growth of the slots, decode steps and a pass
+ * over several tokens with all their logits (as prompt lookup runs), and a follow-up that keeps a
+ * prefix of it (cached rows beyond the prefix are stale, not zero).
  *
  * One session at a time, released before the next: the check never holds two models in memory.
  */
@@ -25,7 +26,7 @@ import type { PrepareOptions } from './prepare';
 export const PERCENTILE_TOLERANCE = 0.02;
 export const MAX_TOLERANCE = 0.05;
 /** Bump when the schedule or the tolerances change. */
-const CHECK_VERSION = 1;
+const CHECK_VERSION = 2;
 /** What a verdict depends on: this check and ONNX Runtime's kernels (PrepareOptions.verifyVersion). */
 export const CHECK_ID = `check ${CHECK_VERSION}, onnxruntime ${ort.env.versions.common}`;
 
@@ -68,7 +69,13 @@ async function schedule(d: DecoderSession, vocab: number): Promise<Float32Array[
   await keep(d.forward([id(5100)]));
   if (d.startSequence(first) !== 0) throw new Error('the check schedule expected a fresh start');
   for (let s = 0; s < first.length; s += 128) await keep(d.forward(first.slice(s, s + 128)));
+  // Decode steps and a 6-token pass (as prompt lookup checks drafts) over 512 slots: the decode
+  // attention's in-place branch (decodeAttention.ts). The step after the pass reads the pass's
+  // KV rows in every layer, which its causal mask decided. (Only last logits: an export's graph
+  // may take one token at a time once its cache holds some.)
   for (let i = 0; i < 4; i++) await keep(d.forward([id(1000 + i)]));
+  await keep(d.forward(Array.from({ length: 6 }, (_, i) => id(1500 + i))));
+  await keep(d.forward([id(1600)]));
   // A second prompt sharing the first 200 tokens: the cache is cut back, not cleared.
   const second = [...first.slice(0, 200), ...Array.from({ length: 20 }, (_, i) => id(2000 + i))];
   const kept = d.startSequence(second);

@@ -6,11 +6,12 @@
  *   index.ts       the session factory the engine uses
  *   prepare.ts     where the copy goes, when it is (re)written, the two-copy check around it
  *   plan.ts        one walk over the file: decode the graph message, rewrite, plan the output
- *   rewrites.ts    accuracy level, last-position logits, new KV rows only; calls the two below
+ *   rewrites.ts    accuracy level, last-position logits, new KV rows only; calls the three below
  *   fuse.ts        MatMulNBits nodes sharing an input become one wider node
  *   attention.ts   each layer's attention becomes one GroupQueryAttention node
+ *   decodeAttention.ts  decode passes over a long cache read the KV slots in place (an If per layer)
  *   graphIndex.ts  producers and consumers of values, dead-node removal
- *   check.ts       the copies run the engine's decoder; the rewrite is kept if the logits agree
+ *   check.ts       the copies run the engine's decoder; the attention rewrites are kept if the logits agree
  *   protobuf.ts    field-level protobuf over the file, the type every file here shares
  *   names.ts       the input and dim names the prepared graph adds
  */
@@ -68,10 +69,10 @@ export function withPreparedCpuModel<S, O extends { executionProviders?: readonl
       const steps = r.steps ?? [];
       onPrepared?.({ file: r.file, reused: r.reused, steps });
       const applied = steps.filter((x) => x.applied).map((x) => `${x.step} (${x.detail})`);
-      const skipped = steps.filter((x) => !x.applied && x.step === 'fused attention' && x.detail.startsWith('rewritten but not kept'));
+      const skipped = steps.filter((x) => !x.applied && (x.step === 'fused attention' || x.step === 'decode attention') && x.detail.startsWith('rewritten but not kept'));
       note(
         `${r.reused ? 'Loaded the CPU-prepared copy' : `Wrote a CPU-prepared copy`} ${r.file}${r.reused ? '' : ` in ${r.ms} ms`}${applied.length ? `: ${applied.join('; ')}` : ''}.` +
-          skipped.map((x) => ` The attention was left as exported: the GroupQueryAttention rewrite was ${x.detail.replace('rewritten but not kept: ', 'dropped because ')}.`).join('') +
+          skipped.slice(0, 1).map((x) => ` The attention was left as ${x.step === 'fused attention' ? 'exported' : 'GroupQueryAttention'}: the ${x.step === 'fused attention' ? 'GroupQueryAttention' : 'decode attention'} rewrite was ${x.detail.replace('rewritten but not kept: ', 'dropped because ')}.`).join('') +
           ' r1 info lists every step and why any did not apply. Turn the copy off with the setting r1.cpu.prepareModel.',
       );
       return s;

@@ -22,6 +22,7 @@ export interface Plan {
   kvNewRows: boolean;
   fusedMatMuls: { from: number; to: number };
   attentionLayers: number;
+  decodeAttentionLayers: number;
   /** Why each wanted rewrite did not apply. */
   why: GraphRewriteResult['why'];
   /** Whether any rewrite applies: otherwise the file is used as it is. */
@@ -50,7 +51,7 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
   let rewritten = 0;
   let sawGraph = false;
   let quantized = false;
-  let done: GraphRewriteResult = { lastLogits: false, kvNewRows: false, fusedMatMuls: { from: 0, to: 0 }, attentionLayers: 0, why: {} };
+  let done: GraphRewriteResult = { lastLogits: false, kvNewRows: false, fusedMatMuls: { from: 0, to: 0 }, attentionLayers: 0, decodeAttentionLayers: 0, why: {} };
   const opset = await defaultOpset(r);
   for (let pos = 0; pos < r.size; ) {
     const f = await readField(r, pos);
@@ -133,7 +134,7 @@ export async function planRewrite(r: FileReader, level: number, rewrites: GraphR
   }
   // Quantized models (MatMulNBits) are prepared: those the export left at float32 compute, and
   // those already at int8 compute (onnxruntime-genai's CPU builds) when another rewrite applies.
-  const changed = rewritten > 0 || done.lastLogits || done.kvNewRows || done.fusedMatMuls.from > 0 || done.attentionLayers > 0;
+  const changed = rewritten > 0 || done.lastLogits || done.kvNewRows || done.fusedMatMuls.from > 0 || done.attentionLayers > 0 || done.decodeAttentionLayers > 0;
   return { segments: merged, rewritten, ...done, changed, outputSize: merged.reduce((a, s) => a + segLen(s), 0) };
 }
 

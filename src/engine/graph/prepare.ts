@@ -30,6 +30,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { AttentionShape } from './attention';
 import type { PreparedStep } from '../types';
+import { DECODE_MAX_TOKENS, DECODE_MIN_SLOTS } from './decodeAttention';
 import { type Plan, planRewrite } from './plan';
 import { FileReader, type Segment } from './protobuf';
 import { CPU_ACCURACY_LEVEL, type GraphRewrites, wantedRewrites } from './rewrites';
@@ -38,7 +39,7 @@ import { CPU_ACCURACY_LEVEL, type GraphRewrites, wantedRewrites } from './rewrit
 export const NOTHING_TO_PREPARE = 'no MatMulNBits node without accuracy_level, and no other rewrite applies to a quantized graph';
 
 /** Bump when the rewrite changes, so older prepared copies are not reused. */
-export const PREPARE_VERSION = 7;
+export const PREPARE_VERSION = 8;
 
 export interface PrepareOptions extends GraphRewrites {
   /** Folder for prepared copies (default: the user cache folder, see defaultPrepareCacheDir). */
@@ -73,7 +74,9 @@ export interface PrepareResult {
   fusedMatMuls?: { from: number; to: number };
   /** Layers whose attention runs as GroupQueryAttention in the copy (0 when not rewritten or rejected). */
   attentionLayers?: number;
-  /** Why the attention rewrite was made but not kept (the verify check failed). */
+  /** Layers whose decode passes read the KV slots in place (decodeAttention.ts; 0 when not made or rejected). */
+  decodeAttentionLayers?: number;
+  /** Why the attention rewrites were made but not kept (the verify check failed). */
   attentionRejected?: string;
   /** Why no prepared copy is used, when `prepared` is false. */
   reason?: string;
@@ -83,8 +86,10 @@ export interface PrepareResult {
 }
 
 /** The report of each step, from the plan that was kept. */
-function describeSteps(plan: Plan, level: number, attentionRejected: string | undefined): PreparedStep[] {
+function describeSteps(plan: Plan, level: number, rejected?: { why: string; candidate: Plan }): PreparedStep[] {
   const w = plan.why;
+  /** A checked rewrite's step when the check rejected the copy with it: why, or why the candidate did not make it. */
+  const notKept = (made: number, why: string | undefined) => (rejected && made > 0 ? `rewritten but not kept: ${rejected.why}` : (why ?? 'off'));
   return [
     plan.rewritten > 0
       ? { step: 'int8 compute', applied: true, detail: `${plan.rewritten} MatMulNBits nodes at accuracy_level ${level}` }
@@ -98,7 +103,10 @@ function describeSteps(plan: Plan, level: number, attentionRejected: string | un
       : { step: 'fused matrix products', applied: false, detail: w.fuseMatMuls ?? 'off' },
     plan.attentionLayers > 0
       ? { step: 'fused attention', applied: true, detail: `the attention of ${plan.attentionLayers} layers runs as GroupQueryAttention, checked against the copy without it` }
-      : { step: 'fused attention', applied: false, detail: attentionRejected ? `rewritten but not kept: ${attentionRejected}` : (w.attention ?? 'off') },
+      : { step: 'fused attention', applied: false, detail: rejected ? notKept(rejected.candidate.attentionLayers, rejected.candidate.why.attention) : (w.attention ?? 'off') },
+    plan.decodeAttentionLayers > 0
+      ? { step: 'decode attention', applied: true, detail: `decode passes of up to ${DECODE_MAX_TOKENS} tokens over ${DECODE_MIN_SLOTS} or more cached tokens read the KV cache in place (${plan.decodeAttentionLayers} layers), checked against the copy without it` }
+      : { step: 'decode attention', applied: false, detail: rejected ? notKept(rejected.candidate.decodeAttentionLayers, rejected.candidate.why.decodeAttention) : (w.decodeAttention ?? 'off') },
   ];
 }
 
@@ -218,7 +226,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
     }
     // With the attention rewritten, a copy without it is written too, as the reference (and the
     // fallback) of the verify check.
-    let plain = plan.attentionLayers > 0 ? await planRewrite(reader, level, { ...opts, fuseMatMuls: fuse, attention: false }) : undefined;
+    let plain = plan.attentionLayers > 0 || plan.decodeAttentionLayers > 0 ? await planRewrite(reader, level, { ...opts, fuseMatMuls: fuse, attention: false }) : undefined;
     if (plain && plan.outputSize > LIMIT) [plan, plain] = [plain, undefined]; // the rotary tables push it over: no rewrite
     if (plan.outputSize > LIMIT || (plain?.outputSize ?? 0) > LIMIT) return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: 'the prepared model would exceed the 2 GB protobuf limit' });
     try {
@@ -265,7 +273,7 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
         attentionRejected = await opts.verify!(reference, candidate).catch((e: unknown) => `the check failed to run: ${(e as Error).message.split('\n')[0]}`);
         if (attentionRejected) [chosen, keep] = [plain, reference];
       }
-      await writeFile(stepsFile(target), JSON.stringify(describeSteps(chosen, level, attentionRejected), null, 1));
+      await writeFile(stepsFile(target), JSON.stringify(describeSteps(chosen, level, attentionRejected ? { why: attentionRejected, candidate: plan } : undefined), null, 1));
       await rename(keep, target);
     } catch (e) {
       return done({ file: src, prepared: false, reused: false, rewrittenNodes: 0, reason: `cannot write the prepared copy in ${dir}: ${(e as Error).message}` });
@@ -291,8 +299,9 @@ export async function prepareModelForCpu(file: string, opts: PrepareOptions = {}
       kvNewRows: chosen.kvNewRows,
       fusedMatMuls: chosen.fusedMatMuls,
       attentionLayers: chosen.attentionLayers,
+      decodeAttentionLayers: chosen.decodeAttentionLayers,
       attentionRejected,
-      steps: describeSteps(chosen, level, attentionRejected),
+      steps: describeSteps(chosen, level, attentionRejected ? { why: attentionRejected, candidate: plan } : undefined),
     });
   } finally {
     await fh.close();

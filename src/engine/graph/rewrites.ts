@@ -1,10 +1,12 @@
 /**
  * The graph rewrites of the prepared CPU copy on the decoded graph (GraphRewrites): accuracy_level
  * on MatMulNBits, logits of the last position only, present.* carrying the new KV rows only, then
- * the attention rewrite (attention.ts) and the MatMulNBits fusion (fuse.ts).
+ * the attention rewrite (attention.ts), the MatMulNBits fusion (fuse.ts), and last the decode
+ * attention over the KV slots in place (decodeAttention.ts).
  */
 import { onnx } from 'onnx-proto';
 import { type AttentionShape, cutGqaPresents, rewriteAttention } from './attention';
+import { wrapDecodeAttention } from './decodeAttention';
 import { fuseMatMulNBits } from './fuse';
 import { KV_NEW_ROWS_DIM, LOGIT_COUNT_INPUT } from './names';
 import type { GraphField, Segment } from './protobuf';
@@ -51,12 +53,18 @@ export interface GraphRewrites {
    * Needs kvNewRows, `PrepareOptions.attentionShape` and `PrepareOptions.verify`. Default true.
    */
   attention?: boolean;
+  /**
+   * Decode passes over many cached tokens read the KV slots in place instead of through
+   * GroupQueryAttention's copy (decodeAttention.ts). Needs the attention as GroupQueryAttention
+   * (rewritten or exported so) and the same check. Default true; off with `attention`.
+   */
+  decodeAttention?: boolean;
 }
 
 export { KV_NEW_ROWS_DIM, LOGIT_COUNT_INPUT } from './names';
 
 export function wantedRewrites(r: GraphRewrites): Required<GraphRewrites> {
-  return { lastLogits: r.lastLogits ?? true, kvNewRows: r.kvNewRows ?? true, fuseMatMuls: r.fuseMatMuls ?? true, attention: r.attention ?? true };
+  return { lastLogits: r.lastLogits ?? true, kvNewRows: r.kvNewRows ?? true, fuseMatMuls: r.fuseMatMuls ?? true, attention: r.attention ?? true, decodeAttention: r.decodeAttention ?? true };
 }
 
 /** What the graph-level rewrites did, and why each that was wanted did not apply. */
@@ -65,7 +73,9 @@ export interface GraphRewriteResult {
   kvNewRows: boolean;
   fusedMatMuls: { from: number; to: number };
   attentionLayers: number;
-  why: { lastLogits?: string; kvNewRows?: string; fuseMatMuls?: string; attention?: string };
+  /** Layers whose decode passes read the KV slots in place (decodeAttention.ts). */
+  decodeAttentionLayers: number;
+  why: { lastLogits?: string; kvNewRows?: string; fuseMatMuls?: string; attention?: string; decodeAttention?: string };
 }
 
 /** The graph-level rewrites on decoded nodes and outputs; returns what was done. */
@@ -209,5 +219,15 @@ export function rewriteGraph(
       ? 'the 4-bit weights are held where the fusion cannot copy them from (typed fields, or a data file outside the model folder)'
       : 'no MatMulNBits nodes share an input with the same quantization (or their weights are used elsewhere)';
   }
-  return { lastLogits, kvNewRows, fusedMatMuls, attentionLayers, why };
+  // Last: it wraps nodes in If subgraphs, which every rewrite above leaves alone (graphIndex.ts).
+  let decodeAttentionLayers = 0;
+  if (want.attention && want.decodeAttention) {
+    const layers = outputs.filter((x) => /^present\.\d+\.key$/.test(x.output!.name ?? '')).length;
+    const wrapped = kvNewRows && attentionShape && (attentionLayers > 0 || gqa) ? wrapDecodeAttention(fields, layers, attentionShape, extraInits, opset) : undefined;
+    decodeAttentionLayers = wrapped?.layers ?? 0;
+    if (decodeAttentionLayers === 0) {
+      why.decodeAttention = wrapped?.why ?? (!kvNewRows ? 'not attempted: it needs new KV rows only' : !attentionShape ? 'not attempted: the model config has a sliding window, or the check is off' : 'not attempted: the attention is not GroupQueryAttention');
+    }
+  }
+  return { lastLogits, kvNewRows, fusedMatMuls, attentionLayers, decodeAttentionLayers, why };
 }

@@ -96,8 +96,8 @@ interface TinyCase {
 
 const TINY: TinyCase[] = [
   { fixture: 'tiny-llama-genai-gpu', arch: 'llama', what: 'DirectML int4 build (float16, q/k/v apart, RotaryEmbedding nodes)', tolerance: 1e-2, steps: ['int8 compute', 'last-position logits', 'fused matrix products'] },
-  { fixture: 'tiny-llama-genai-cpu', arch: 'llama', what: 'CPU int4 build (packed q/k/v, rotary in the attention)', tolerance: 1e-3, steps: ['last-position logits', 'new KV rows only', 'fused matrix products'] },
-  { fixture: 'tiny-qwen3-genai-cpu', arch: 'qwen3', what: 'CPU int4 build (q/k norms, RotaryEmbedding nodes)', tolerance: 1e-3, steps: ['last-position logits', 'new KV rows only', 'fused matrix products'] },
+  { fixture: 'tiny-llama-genai-cpu', arch: 'llama', what: 'CPU int4 build (packed q/k/v, rotary in the attention)', tolerance: 1e-3, steps: ['last-position logits', 'new KV rows only', 'fused matrix products', 'decode attention'] },
+  { fixture: 'tiny-qwen3-genai-cpu', arch: 'qwen3', what: 'CPU int4 build (q/k norms, RotaryEmbedding nodes)', tolerance: 1e-3, steps: ['last-position logits', 'new KV rows only', 'fused matrix products', 'decode attention'] },
 ];
 
 const PROMPT_LEN = 60;
@@ -252,7 +252,7 @@ describe('the prepared copy of hub-layout (MultiHeadAttention) graphs of the new
       const e = await R1Engine.load({ modelDir: dir, variant: 'q4', provider: 'cpu', cacheDir, cpuThreads: 1 });
       try {
         const steps = e.info.preparedCopy?.steps ?? [];
-        assert.deepEqual(steps.filter((s) => s.applied).map((s) => s.step), ['int8 compute', 'last-position logits', 'new KV rows only', 'fused matrix products', 'fused attention'], e.info.notes.join('\n'));
+        assert.deepEqual(steps.filter((s) => s.applied).map((s) => s.step), ['int8 compute', 'last-position logits', 'new KV rows only', 'fused matrix products', 'fused attention', 'decode attention'], e.info.notes.join('\n'));
         e.decoder.reset();
         const got = await e.decoder.prefill(prompt, 16);
         let scale = 0;

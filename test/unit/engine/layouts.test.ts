@@ -32,7 +32,7 @@ const CASES: Case[] = [
     fixture: 'tiny-onnx-community',
     variant: 'q4',
     layout: 'hub',
-    steps: ['int8 compute', 'last-position logits', 'new KV rows only', 'fused matrix products', 'fused attention'],
+    steps: ['int8 compute', 'last-position logits', 'new KV rows only', 'fused matrix products', 'fused attention', 'decode attention'],
   },
   { name: 'onnx-community fp32', fixture: 'tiny-onnx-community', variant: 'fp32', layout: 'hub' },
   // Its weights are in model.onnx.data: the fused gate/up weights are copied from there into the copy.
@@ -40,7 +40,7 @@ const CASES: Case[] = [
     name: 'genai CPU int4 (GroupQueryAttention, accuracy_level 4, no position_ids)',
     fixture: 'tiny-genai-cpu',
     layout: 'genai',
-    steps: ['last-position logits', 'new KV rows only', 'fused matrix products'],
+    steps: ['last-position logits', 'new KV rows only', 'fused matrix products', 'decode attention'],
   },
   { name: 'optimum-style', fixture: 'tiny-qwen2', variant: 'q4', layout: 'hub' },
 ];

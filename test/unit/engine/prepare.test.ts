@@ -394,9 +394,52 @@ describe('the attention rewrite (GroupQueryAttention), kept only when checked', 
     }
   }
 
+  /** The 99th percentile and the largest difference of each call's logits, relative to its largest logit; undefined when `got` is not as long. */
+  const logitDiffs = (want: Float32Array[], got: Float32Array[]) =>
+    want.map((w, k) => {
+      const diffs = w.map((x, i) => Math.abs(x - got[k]![i]!)).sort();
+      const maxAbs = w.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      return { p99: diffs[Math.floor(diffs.length * 0.99)]! / maxAbs, max: diffs[diffs.length - 1]! / maxAbs };
+    });
+
+  function assertSameLogits(want: Float32Array[], got: Float32Array[]): void {
+    assert.equal(got.length, want.length);
+    logitDiffs(want, got).forEach((d, k) => {
+      // Only the attention's summation order differs, and with it, now and then, the int8 rounding
+      // of a later activation (at accuracy level 0 the two copies agree to 1e-6; at level 4 this
+      // model's differences reach 0.3 % of the largest logit). A rope base off by 20 % already
+      // moves the 99th percentile by 2–4 %.
+      assert.ok(d.p99 < 0.01, `call ${k}: 99th percentile difference ${d.p99} of the largest logit`);
+      assert.ok(d.max < 0.02, `call ${k}: largest difference ${d.max} of the largest logit`);
+    });
+  }
+
+  /** Every node of a graph and of its If branches. */
+  const allNodes = (g: onnx.IGraphProto): onnx.INodeProto[] => (g.node ?? []).flatMap((n) => [n, ...(n.attribute ?? []).flatMap((a) => (a.g ? allNodes(a.g) : []))]);
+  const branchOps = (n: onnx.INodeProto, branch: 'then_branch' | 'else_branch') => (n.attribute?.find((a) => a.name === branch)?.g?.node ?? []).map((x) => x.opType);
+
+  /** Logits of every position of passes over 6, 17 and 18 new tokens after 600 cached ones (as prompt lookup checks drafts). */
+  async function passLogits(file: string): Promise<Float32Array[]> {
+    const d = await openDecoder(file);
+    try {
+      const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729) % 151643);
+      const prompt = ids(600, 7);
+      d.startSequence(prompt);
+      await d.forward(prompt);
+      const out: Float32Array[] = [];
+      for (const n of [6, 17, 18]) {
+        out.push((await d.forward(ids(n, n), n)).slice());
+        d.truncate(prompt.length);
+      }
+      return out;
+    } finally {
+      await d.release();
+    }
+  }
+
   it('replaces every layer\'s attention by one GroupQueryAttention node with the same logits', async () => {
     const plain = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-plain'), attention: false, attentionShape: shapeOf(), verify: check });
-    const fused = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn'), attentionShape: shapeOf(), verify: check });
+    const fused = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn'), attentionShape: shapeOf(), verify: check, decodeAttention: false });
     assert.equal(plain.attentionLayers, 0);
     assert.equal(fused.attentionLayers, config().numHiddenLayers);
     assert.equal(fused.attentionRejected, undefined);
@@ -411,21 +454,62 @@ describe('the attention rewrite (GroupQueryAttention), kept only when checked', 
     assert.deepEqual(readdirSync(join(cacheDir, 'attn')).sort(), [basename(fused.file), `${basename(fused.file)}.steps.json`]);
     assert.deepEqual(
       fused.steps?.map((s) => [s.step, s.applied]),
-      [['int8 compute', true], ['last-position logits', true], ['new KV rows only', true], ['fused matrix products', true], ['fused attention', true]],
+      [['int8 compute', true], ['last-position logits', true], ['new KV rows only', true], ['fused matrix products', true], ['fused attention', true], ['decode attention', false]],
     );
-    const want = await scheduleLogits(plain.file);
-    const got = await scheduleLogits(fused.file);
-    assert.equal(got.length, want.length);
-    for (let k = 0; k < want.length; k++) {
-      const diffs = want[k]!.map((x, i) => Math.abs(x - got[k]![i]!)).sort();
-      const maxAbs = want[k]!.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-      // Only the attention's summation order differs, and with it, now and then, the int8 rounding
-      // of a later activation (at accuracy level 0 the two copies agree to 1e-6; at level 4 this
-      // model's differences reach 0.3 % of the largest logit). A rope base off by 20 % already
-      // moves the 99th percentile by 2–4 %.
-      assert.ok(diffs[Math.floor(diffs.length * 0.99)]! < 0.01 * maxAbs, `call ${k}: 99th percentile difference ${diffs[Math.floor(diffs.length * 0.99)]}`);
-      assert.ok(diffs[diffs.length - 1]! < 0.02 * maxAbs, `call ${k}: largest difference ${diffs[diffs.length - 1]}`);
+    assertSameLogits(await scheduleLogits(plain.file), await scheduleLogits(fused.file));
+  });
+
+  it('reads the KV cache in place for decode passes over 512 or more cached tokens (an If around each GroupQueryAttention), with the same logits', async () => {
+    const plain = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-plain'), attention: false, attentionShape: shapeOf(), verify: check });
+    const r = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-decode'), attentionShape: shapeOf(), verify: check });
+    const layers = config().numHiddenLayers;
+    assert.equal(r.attentionRejected, undefined);
+    assert.equal(r.attentionLayers, layers);
+    assert.equal(r.decodeAttentionLayers, layers);
+    assert.deepEqual(r.steps?.filter((x) => x.applied).map((x) => x.step), ['int8 compute', 'last-position logits', 'new KV rows only', 'fused matrix products', 'fused attention', 'decode attention']);
+    assert.match(r.steps!.find((x) => x.step === 'decode attention')!.detail, /up to 17 tokens over 512 or more cached tokens/);
+    const g = graphOf(r.file);
+    const ifs = g.node.filter((n) => n.opType === 'If');
+    assert.equal(ifs.length, layers);
+    for (const n of ifs) {
+      assert.deepEqual(branchOps(n, 'else_branch'), ['GroupQueryAttention', 'Add', 'Slice', 'Slice']);
+      const then = branchOps(n, 'then_branch');
+      assert.ok(!then.includes('GroupQueryAttention') && then.includes('FusedMatMul') && then.includes('Softmax') && then.includes('RotaryEmbedding'), then.join(' '));
     }
+    // Nothing dead stays in the file: every initializer is read by a node, in a branch or not.
+    const read = new Set(allNodes(g).flatMap((n) => n.input ?? []));
+    assert.deepEqual(g.initializer.filter((t) => !read.has(t.name!)).map((t) => t.name), []);
+    // Both branches against the copy without any attention rewrite: prefill chunks, decode steps
+    // over 256 and 512 slots, and passes of 6, 17 (in place) and 18 tokens (GroupQueryAttention).
+    assertSameLogits(await scheduleLogits(plain.file), await scheduleLogits(r.file));
+    assertSameLogits(await passLogits(plain.file), await passLogits(r.file));
+  });
+
+  it('the in-place branch is what decode steps over 512 slots run: a copy whose branch scales the scores wrong differs there only', async () => {
+    const plain = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-plain'), attention: false, attentionShape: shapeOf(), verify: check });
+    const r = await prepareModelForCpu(source, { cacheDir: join(cacheDir, 'attn-decode'), attentionShape: shapeOf(), verify: check });
+    const model = onnx.ModelProto.decode(readFileSync(r.file));
+    let changed = 0;
+    for (const n of model.graph!.node!.filter((x) => x.opType === 'If')) {
+      for (const m of n.attribute!.find((a) => a.name === 'then_branch')!.g!.node!) {
+        const alpha = m.opType === 'FusedMatMul' ? m.attribute!.find((a) => a.name === 'alpha') : undefined;
+        if (alpha) {
+          alpha.f = Number(alpha.f) * 3;
+          changed++;
+        }
+      }
+    }
+    assert.equal(changed, 2 * config().numHiddenLayers);
+    const broken = join(cacheDir, 'decode-branch-broken.onnx');
+    writeFileSync(broken, onnx.ModelProto.encode(model).finish());
+    const d = logitDiffs(await scheduleLogits(plain.file), await scheduleLogits(broken));
+    // scheduleLogits' calls: 0 a 20-token prompt, 1–2 prefill chunks of 256 and 44, 3–7 decode steps
+    // over 512 slots, 8 a 30-token follow-up, 9–10 decode steps.
+    const inPlace = [3, 4, 5, 6, 7, 9, 10];
+    d.forEach((x, k) => {
+      if (inPlace.includes(k)) assert.ok(x.p99 > 0.02, `call ${k} should run the in-place branch: ${x.p99}`);
+      else assert.ok(x.p99 < 0.01, `call ${k} should run GroupQueryAttention: ${x.p99}`);
+    });
   });
 
   it('keeps the plain copy, and says why, when the rewritten one computes something else', async () => {
