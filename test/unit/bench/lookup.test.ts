@@ -136,6 +136,20 @@ describe('bench lookup arithmetic', () => {
     acceptedDraftTokens: mode === 'auto' ? tokens - passes : 0,
   });
 
+  /** The replay section of results.json over `runs`, its phases summarized as bench/lookup.ts does. */
+  const replayOf = (runs: ReplayRun[], rest: Partial<Record<keyof ReplayJson, unknown>>): ReplayJson =>
+    ({
+      answer: summarizePhase(runs, 'answer'),
+      reasoningGenuine: summarizePhase(runs, 'reasoning', (r) => r.kind === 'r1'),
+      reasoningSubstitute: summarizePhase(runs, 'reasoning', (r) => r.kind === 'fix'),
+      loadAverage: [[1], [2]],
+      rounds: 1,
+      date: '2026-01-01T00:00:00Z',
+      model: { layout: 'onnx-community', variant: 'q4', shape: '1.5b', dir: '' },
+      runs,
+      ...rest,
+    }) as unknown as ReplayJson;
+
   it('sums a phase over its texts (longer texts weigh more) and pairs each round', () => {
     const runs = [
       run('a', 'auto', 0, 1000, 40), run('a', 'off', 0, 2000, 100),
@@ -167,21 +181,13 @@ describe('bench lookup arithmetic', () => {
 
   it('carries the ratios in results.json: the lookup section, copied into the headline run only', () => {
     const runs = [run('a', 'auto', 0, 1000, 40), run('a', 'off', 0, 2000, 100), { ...run('r', 'auto', 0, 900, 90, 'reasoning'), kind: 'r1' as const }, { ...run('r', 'off', 0, 1000, 100, 'reasoning'), kind: 'r1' as const }];
-    const rep = {
+    const rep = replayOf(runs, {
       texts: [
         { id: 'a', phase: 'reasoning', kind: 'fix', promptTokens: 10, textTokens: 50, truncated: 0 },
         { id: 'a', phase: 'answer', kind: 'fix', promptTokens: 60, textTokens: 100, truncated: 0 },
       ],
       coldTtftMs: { a: 1000 },
-      answer: summarizePhase(runs, 'answer'),
-      reasoningGenuine: summarizePhase(runs, 'reasoning', (r) => r.kind === 'r1'),
-      reasoningSubstitute: summarizePhase(runs, 'reasoning', (r) => r.kind === 'fix'),
-      loadAverage: [[1], [2]],
-      rounds: 1,
-      date: '2026-01-01T00:00:00Z',
-      model: { layout: 'onnx-community', variant: 'q4', shape: '1.5b', dir: '' },
-      runs,
-    } as unknown as ReplayJson;
+    });
     const lookup: LookupJson = {
       schema: 1,
       passCost: { '1.5b': { date: '2026-01-01T00:00:00Z', layout: 'onnx-community', variant: 'q4', shape: '1.5b', context: 1024, rounds: 3, loadAverage: [[0.5], [2]], costs: [{ tokens: 1, ms: 30, ratio: 1, ratioMin: 1, ratioMax: 1, rounds: 3 }, { tokens: 4, ms: 50, ratio: 1.7, ratioMin: 1.6, ratioMax: 1.8, rounds: 3 }] } as never },
@@ -217,19 +223,11 @@ describe('bench lookup arithmetic', () => {
     assert.equal(p.vsLlamaCpp!.lookup, 100 / 80);
     assert.equal(p.vsLlamaCpp!.plain, (200 / 3) / 80);
     assert.equal(p.speedup, 1.5, 'llama.cpp runs do not count as ours');
-    const rep = {
+    const rep = replayOf(runs, {
       texts: [{ id: 'a', phase: 'answer', kind: 'fix', promptTokens: 4321, textTokens: 100, truncated: 0 }, { id: 'b', phase: 'answer', kind: 'fix', promptTokens: 10, textTokens: 100, truncated: 0 }],
       coldTtftMs: {},
       llamaCpp: { gguf: '/x/qwen2-1.5b-1234-Q4_0.gguf', threads: 2, batchSize: 512, contextSize: 5000, flashAttention: 'true', build: 'prebuilt b1', systemInfo: '', mmap: true },
-      answer: p,
-      reasoningGenuine: summarizePhase(runs, 'reasoning', (r) => r.kind === 'r1'),
-      reasoningSubstitute: summarizePhase(runs, 'reasoning', (r) => r.kind === 'fix'),
-      loadAverage: [[1], [2]],
-      rounds: 1,
-      date: '2026-01-01T00:00:00Z',
-      model: { layout: 'onnx-community', variant: 'q4', shape: '1.5b', dir: '' },
-      runs,
-    } as unknown as ReplayJson;
+    });
     const lookup: LookupJson = { schema: 1, passCost: {}, replay: rep, ratios: {} };
     lookup.ratios = lookupRatios(lookup);
     assert.equal(lookup.ratios.answerPhaseDecodeVsLlamaCpp, 1.25);
