@@ -44,7 +44,7 @@ import { R1Engine } from '../src/engine/engine';
 import type { GenerationResult } from '../src/engine/types';
 import { promptIds } from './contender';
 import { type LookupJson, type PassCostJson, type ReplayJson, applyLookupRatios, lookupRatios, renderLookupSummary } from './lookupReport';
-import { type LlamaCppInfo, type LlamaCppRunner, llamaCppDecodeRate, openLlamaCpp } from './llamaCpp';
+import { type LlamaCppRunner, openLlamaCpp } from './llamaCpp';
 import { type PassRound, type ReplayRun, type LookupMode, passCostRatios, roundOrder, summarizePhase } from './lookupStats';
 import { buildBenchGguf } from './ggufModel';
 import { type Replay, fixReplays, loadFixCases, loadR1Traces, replayPick, traceReplay } from './lookupTexts';
@@ -206,7 +206,7 @@ async function replayOnce(engine: R1Engine, rp: Replay, mode: LookupMode, round:
 async function replayLlamaCpp(runner: LlamaCppRunner, rp: Replay, round: number): Promise<ReplayRun> {
   const r = await runner.decodeAfter(rp.promptIds, rp.textIds.length + 1);
   const tokens = r.times.length - 1;
-  return { id: rp.id, phase: rp.phase, kind: rp.kind, mode: 'llama.cpp', round, tokens, decodeMs: (tokens * 1000) / llamaCppDecodeRate(r), forwardPasses: tokens, draftTokens: 0, acceptedDraftTokens: 0 };
+  return { id: rp.id, phase: rp.phase, kind: rp.kind, mode: 'llama.cpp', round, tokens, decodeMs: r.times[tokens]! - r.times[0]!, forwardPasses: tokens, draftTokens: 0, acceptedDraftTokens: 0 };
 }
 
 /** Part 2: the texts replayed with and without lookup, paired, and llama.cpp after the same prompts. */
@@ -232,7 +232,6 @@ async function replay(a: Args): Promise<ReplayJson> {
     llama = await openLlamaCpp({ gguf: g.file, contextSize: Math.max(...replays.map((r) => r.promptIds.length + r.textIds.length)) + 16, argmaxVocab });
     log(`llama.cpp: ${g.file}, ${llama.info.threads} threads, context ${llama.info.contextSize}`);
   }
-  const llamaInfo: LlamaCppInfo | undefined = llama?.info;
   for (const rp of replays) {
     for (let r = 0; r < rounds; r++) {
       const order: LookupMode[] = r % 2 ? ['off', 'auto'] : ['auto', 'off'];
@@ -268,7 +267,7 @@ async function replay(a: Args): Promise<ReplayJson> {
     loadAverage: load,
     texts: replays.map((r) => ({ id: r.id, phase: r.phase, kind: r.kind, promptTokens: r.promptIds.length, textTokens: r.textIds.length, truncated: r.truncated })),
     coldTtftMs,
-    ...(llamaInfo && llamaGguf ? { llamaCpp: { gguf: llamaGguf, ...llamaInfo } } : {}),
+    ...(llama && llamaGguf ? { llamaCpp: { gguf: llamaGguf, ...llama.info } } : {}),
     answer,
     reasoningGenuine,
     reasoningSubstitute,

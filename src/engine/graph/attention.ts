@@ -95,12 +95,13 @@ function rotaryAfter(value: string, index: GraphIndex): onnx.INodeProto | undefi
 const T = onnx.TensorProto.DataType;
 const A = onnx.AttributeProto.AttributeType;
 
-function intAttr(name: string, i: number): onnx.AttributeProto {
+export function intAttr(name: string, i: number): onnx.AttributeProto {
   return onnx.AttributeProto.create({ name, type: A.INT, i });
 }
 
-function i64(name: string, values: number[]): onnx.TensorProto {
-  return onnx.TensorProto.create({ name, dims: [values.length], dataType: T.INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
+/** An int64 initializer: a vector, or a scalar (`dims` []). */
+export function i64(name: string, values: number[], dims: number[] = [values.length]): onnx.TensorProto {
+  return onnx.TensorProto.create({ name, dims, dataType: T.INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
 }
 
 const PROJ = /layers[./_](\d+)[./_](?:self_attn|attn)[./_]([qkvo])_proj\b/;

@@ -25,7 +25,7 @@
  * both branches.
  */
 import { onnx } from 'onnx-proto';
-import type { AttentionShape } from './attention';
+import { type AttentionShape, i64, intAttr as int } from './attention';
 import { indexGraph } from './graphIndex';
 import type { GraphField } from './protobuf';
 
@@ -39,13 +39,8 @@ const A = onnx.AttributeProto.AttributeType;
 /** The additive mask: exp(x - max) is 0 for it, and it stays finite when added to a score. */
 const MASKED = -1e30;
 
-const int = (name: string, i: number) => onnx.AttributeProto.create({ name, type: A.INT, i });
 const ints = (name: string, v: number[]) => onnx.AttributeProto.create({ name, type: A.INTS, ints: v });
 const float = (name: string, f: number) => onnx.AttributeProto.create({ name, type: A.FLOAT, f });
-
-function i64(name: string, values: number[], scalar = false): onnx.TensorProto {
-  return onnx.TensorProto.create({ name, dims: scalar ? [] : [values.length], dataType: T.INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
-}
 
 function f32(name: string, value: number): onnx.TensorProto {
   return onnx.TensorProto.create({ name, dims: [], dataType: T.FLOAT, rawData: new Uint8Array(Float32Array.from([value]).buffer) });
@@ -89,52 +84,61 @@ function remove(fields: GraphField[], n: onnx.INodeProto): void {
 /**
  * The values every layer's branch reads, computed once before `first`'s node (after the slot
  * lengths, attention.ts's addSlotLengths): the condition, the positions of the new tokens, the
- * mask biases of the cached slots and of the new tokens, and the slot count.
+ * mask biases of the cached slots and of the new tokens, and the slot count; and the constants
+ * the branches share.
  */
-function sharedNodes(groups: number, pastKey0: string, extraInits: onnx.TensorProto[]): onnx.NodeProto[] {
-  const d = (s: string) => `r1_dec/${s}`;
+function sharedNodes(shape: AttentionShape, pastKey0: string, extraInits: onnx.TensorProto[]): onnx.NodeProto[] {
+  const { numHeads: H, numKvHeads: KV, headDim: D } = shape;
+  const G = H / KV;
+  const d = (x: string) => `r1_dec/${x}`;
+  // With addSlotLengths' r1_gqa/axis0, axis1 and axis2 ([0], [1], [2]).
   extraInits.push(
-    i64(d('index2'), [2]),
     i64(d('max_tokens'), [DECODE_MAX_TOKENS + 1]),
     i64(d('min_slots'), [DECODE_MIN_SLOTS - 1]),
     i64(d('scalar_shape'), []),
     i64(d('zero'), [0]),
-    i64(d('zero_s'), [0], true),
-    i64(d('one_s'), [1], true),
-    i64(d('axis0'), [0]),
-    i64(d('axis1'), [1]),
-    i64(d('groups'), [groups]),
+    i64(d('zero_s'), [0], []),
+    i64(d('one_s'), [1], []),
+    i64(d('groups'), [G]),
     i64(d('bias_head'), [1, 1, -1]),
     i64(d('row_shape'), [1, 1, 1, -1]),
     f32(d('one_f'), 1),
     f32(d('masked'), MASKED),
+    // The branches' shapes.
+    i64(d('q5'), [1, -1, KV, G, D]),
+    i64(d('qg'), [1, KV, -1, D]),
+    i64(d('kv4'), [1, -1, KV, D]),
+    i64(d('o5'), [1, KV, -1, G, D]),
+    i64(d('out3'), [1, -1, H * D]),
+    i64(d('end'), [Number.MAX_SAFE_INTEGER]),
+    i64(d('axis3'), [3]),
   );
   return [
     node(d('slots_shape'), 'Shape', [pastKey0], [d('slots_shape')]),
-    node(d('slots'), 'Gather', [d('slots_shape'), d('index2')], [d('slots')], [int('axis', 0)]), // [1]
+    node(d('slots'), 'Gather', [d('slots_shape'), 'r1_gqa/axis2'], [d('slots')], [int('axis', 0)]), // [1]
     node(d('few'), 'Less', ['r1_gqa/seq', d('max_tokens')], [d('few')]),
     node(d('many_slots'), 'Less', [d('min_slots'), d('slots')], [d('many_slots')]),
     node(d('use1'), 'And', [d('few'), d('many_slots')], [d('use1')]),
     node(d('use'), 'Reshape', [d('use1'), d('scalar_shape')], [d('use')]),
     // Positions of the new tokens: filled + [0, seq).
-    node(d('filled_s'), 'Squeeze', ['r1_gqa/filled', d('axis0')], [d('filled_s')]),
+    node(d('filled_s'), 'Squeeze', ['r1_gqa/filled', 'r1_gqa/axis0'], [d('filled_s')]),
     node(d('pos1'), 'Range', [d('filled_s'), 'r1_gqa/total64', d('one_s')], [d('pos1')]),
-    node(d('pos'), 'Unsqueeze', [d('pos1'), d('axis0')], [d('pos')]), // [1, seq]
+    node(d('pos'), 'Unsqueeze', [d('pos1'), 'r1_gqa/axis0'], [d('pos')]), // [1, seq]
     // Cached slots: 0 where the mask holds a 1, MASKED where not. [1, 1, 1, slots]
-    node(d('past_mask'), 'Slice', ['attention_mask', d('zero'), d('slots'), d('axis1')], [d('past_mask')]),
+    node(d('past_mask'), 'Slice', ['attention_mask', d('zero'), d('slots'), 'r1_gqa/axis1'], [d('past_mask')]),
     node(d('past_maskf'), 'Cast', [d('past_mask')], [d('past_maskf')], [int('to', T.FLOAT)]),
     node(d('past_off'), 'Sub', [d('one_f'), d('past_maskf')], [d('past_off')]),
     node(d('past_bias2'), 'Mul', [d('past_off'), d('masked')], [d('past_bias2')]),
     node(d('past_bias'), 'Reshape', [d('past_bias2'), d('row_shape')], [d('past_bias')]),
     // New tokens: row s·G + g sees new token j ≤ s. [1, 1, seq·G, seq]
-    node(d('seq_s'), 'Squeeze', ['r1_gqa/seq', d('axis0')], [d('seq_s')]),
+    node(d('seq_s'), 'Squeeze', ['r1_gqa/seq', 'r1_gqa/axis0'], [d('seq_s')]),
     node(d('idx'), 'Range', [d('zero_s'), d('seq_s'), d('one_s')], [d('idx')]),
-    node(d('rows'), 'Unsqueeze', [d('idx'), d('axis1')], [d('rows')]), // [seq, 1]
-    node(d('cols'), 'Unsqueeze', [d('idx'), d('axis0')], [d('cols')]), // [1, seq]
+    node(d('rows'), 'Unsqueeze', [d('idx'), 'r1_gqa/axis1'], [d('rows')]), // [seq, 1]
+    node(d('cols'), 'Unsqueeze', [d('idx'), 'r1_gqa/axis0'], [d('cols')]), // [1, seq]
     node(d('later'), 'Greater', [d('cols'), d('rows')], [d('later')]),
     node(d('laterf'), 'Cast', [d('later')], [d('laterf')], [int('to', T.FLOAT)]),
     node(d('new_bias2'), 'Mul', [d('laterf'), d('masked')], [d('new_bias2')]),
-    node(d('new_bias3'), 'Unsqueeze', [d('new_bias2'), d('axis1')], [d('new_bias3')]), // [seq, 1, seq]
+    node(d('new_bias3'), 'Unsqueeze', [d('new_bias2'), 'r1_gqa/axis1'], [d('new_bias3')]), // [seq, 1, seq]
     node(d('grouped_shape'), 'Concat', ['r1_gqa/seq', d('groups'), 'r1_gqa/seq'], [d('grouped_shape')], [int('axis', 0)]),
     node(d('new_bias_g'), 'Expand', [d('new_bias3'), d('grouped_shape')], [d('new_bias_g')]), // [seq, G, seq]
     node(d('new_bias_shape'), 'Concat', [d('bias_head'), 'r1_gqa/seq'], [d('new_bias_shape')], [int('axis', 0)]),
@@ -143,22 +147,10 @@ function sharedNodes(groups: number, pastKey0: string, extraInits: onnx.TensorPr
 }
 
 /** The then-branch of layer i: the attention over the slots in place. */
-function inPlaceBranch(i: number, gqa: onnx.INodeProto, s: { numHeads: number; numKvHeads: number; headDim: number }, extraInits: onnx.TensorProto[], first: boolean): onnx.GraphProto {
+function inPlaceBranch(i: number, gqa: onnx.INodeProto, s: AttentionShape, extraInits: onnx.TensorProto[]): onnx.GraphProto {
   const { numHeads: H, numKvHeads: KV, headDim: D } = s;
-  const G = H / KV;
   const d = (x: string) => `r1_dec/${x}`;
   const p = (x: string) => `r1_dec/${i}/${x}`;
-  if (first) {
-    extraInits.push(
-      i64(d('q5'), [1, -1, KV, G, D]),
-      i64(d('qg'), [1, KV, -1, D]),
-      i64(d('kv4'), [1, -1, KV, D]),
-      i64(d('o5'), [1, KV, -1, G, D]),
-      i64(d('out3'), [1, -1, H * D]),
-      i64(d('end'), [Number.MAX_SAFE_INTEGER]),
-      i64(d('axis3'), [3]),
-    );
-  }
   const ins = gqa.input ?? [];
   const scaleAttr = Number(attrOf(gqa, 'scale')?.f ?? 0);
   const scale = scaleAttr !== 0 ? scaleAttr : 1 / Math.sqrt(D);
@@ -247,7 +239,7 @@ export function wrapDecodeAttention(fields: GraphField[], numLayers: number, sha
   // Emitted before their field's node even when that node was dropped.
   const first = fields.find((x) => x.before?.some((n) => n.name === 'r1_gqa/filled'));
   if (!first) return { layers: 0, why: 'the slot lengths were not found' };
-  first.before!.push(...sharedNodes(shape.numHeads / shape.numKvHeads, 'past_key_values.0.key', extraInits));
+  first.before!.push(...sharedNodes(shape, 'past_key_values.0.key', extraInits));
   first.changed = true;
   layers.forEach((l, i) => {
     const place = placeOf(fields, l.gqa)!;
@@ -260,7 +252,7 @@ export function wrapDecodeAttention(fields: GraphField[], numLayers: number, sha
       node: [copy(l.gqa, [e('out'), e('present_key'), e('present_value')]), copy(l.ends, [e('ends')]), copy(l.slices[0]!, [e('key_new')]), copy(l.slices[1]!, [e('value_new')])],
       output: [floatOut(e('out')), floatOut(e('key_new')), floatOut(e('value_new'))],
     });
-    const thenBranch = inPlaceBranch(i, l.gqa, shape, extraInits, i === 0);
+    const thenBranch = inPlaceBranch(i, l.gqa, shape, extraInits);
     const wrapped = onnx.NodeProto.create({
       name: `r1_dec/${i}/If`,
       opType: 'If',
