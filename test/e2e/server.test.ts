@@ -21,8 +21,10 @@ const MODEL_ID = 'scripted-serve';
 const KEY = 'e2e-server-key-4242';
 const PORT_TS = 'src/port.ts';
 const TRIGGER = 'slowly';
-const STEPS = Array.from({ length: 8 }, (_, i) => `Step ${i + 1}: the value "${9000 + i}" parses to the port ${9000 + i}, which lies within 1–65535, so parsePort accepts it.`);
-const LONG_SCRIPT = `Okay, let me check several inputs one by one before I answer.\n\n${STEPS.join('\n')}\n</think>\n\nAll eight ports are valid.`;
+// Long enough, with prompt lookup off in r1 serve, that a cancel lands mid-stream: 8 steps with
+// lookup on streamed whole in 2.7 s and once completed before the Cancel click reached it (CI).
+const STEPS = Array.from({ length: 40 }, (_, i) => `Step ${i + 1}: the value "${9000 + i}" parses to the port ${9000 + i}, which lies within 1–65535, so parsePort accepts it.`);
+const LONG_SCRIPT = `Okay, let me check several inputs one by one before I answer.\n\n${STEPS.join('\n')}\n</think>\n\nAll forty ports are valid.`;
 
 const [SCRIPT_REASONING, SCRIPT_ANSWER] = DEFAULT_SCRIPT.split('</think>').map((s) => s.trim());
 const FIXED_FUNCTION = /```typescript\n([\s\S]*?)\n```/.exec(SCRIPT_ANSWER)![1];
@@ -35,7 +37,7 @@ let view: ReasoningView;
 
 before(async () => {
   await buildScriptedModel(MODEL, { alternate: { trigger: TRIGGER, script: LONG_SCRIPT } }); // cached after the first build
-  serve = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', MODEL, '--port', '0', '--provider', 'cpu'], {
+  serve = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', MODEL, '--port', '0', '--provider', 'cpu', '--no-prompt-lookup'], {
     cwd: REPO_ROOT,
     env: { ...process.env, NO_COLOR: '1', R1_API_KEY: KEY },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -68,9 +68,19 @@ async function openPortWithError(): Promise<void> {
 async function quickFixWithR1(): Promise<string> {
   const before = await view.ids();
   await e2e.goTo(5, 7);
-  await e2e.page.keyboard.press('Control+.');
   const item = e2e.page.locator('.action-widget .monaco-list-row', { hasText: 'Fix with R1' }).first();
-  await item.waitFor({ state: 'visible', timeout: 30_000 });
+  // Ctrl+. can land before the editor has focus or before its code actions are computed (seen
+  // once in CI); the menu then never shows the item. Press again, up to three times in all.
+  for (let attempt = 1; ; attempt++) {
+    await e2e.page.keyboard.press('Control+.');
+    const shown = await item.waitFor({ state: 'visible', timeout: attempt < 3 ? 10_000 : 30_000 }).then(() => true, (e: unknown) => {
+      if (attempt >= 3) throw e;
+      return false;
+    });
+    if (shown) break;
+    await e2e.page.keyboard.press('Escape');
+    await e2e.goTo(5, 7);
+  }
   await e2e.screenshot('quick-fix-menu');
   await item.click();
   return view.waitForNew(before);
