@@ -5,8 +5,8 @@
  * (generate.ts) then checks all of them in one forward pass and keeps those the model itself would
  * have chosen (exactly: see acceptance there).
  *
- * A pass over more tokens costs more (the CPU's 4-bit matrix kernels are not free per row: 1.21x a
- * step for 2 tokens, 1.63x for 4, 2.45x for 8, 4.18x for 16 on the 1.5B shapes, bench/results.md),
+ * A pass over more tokens costs more (the CPU's 4-bit matrix kernels are not free per row: 1.17x a
+ * step for 2 tokens, 1.60x for 4, 2.46x for 8, 4.24x for 16 on the 1.5B shapes after a Fix prompt),
  * so how many tokens to draft is a bet: the expected tokens per pass over the pass's cost. The
  * odds are learnt while generating, per strength of the match (how many tokens before the cursor
  * agree with the earlier place), and the cost is measured on this machine as passes run.
@@ -23,11 +23,13 @@ const MAX_SEARCH = 1 << 17;
 
 /**
  * A pass's cost relative to a one-token step, by its width (new tokens), before this machine's
- * own passes are measured: the 1.5B shapes on a 2-core x64 CPU after 1,024 cached tokens
- * (bench/results.md, pass cost: 1.21x, 1.63x, 2.45x, 4.18x at 2, 4, 8, 16), between them by
- * straight lines. The 7B shapes measured 1.21x, 1.70x, 2.84x, 4.54x.
+ * own passes are measured: the 1.5B shapes on a 2-core x64 CPU after 4,500 cached tokens, the
+ * length of a Fix prompt (`npm run bench:lookup -- --pass-cost --context 4500`: 1.17x, 1.60x,
+ * 2.46x, 4.24x at 2, 4, 8, 16; bench/NOTES.md), between them by straight lines. After 1,024
+ * tokens a pass is cheaper (1.04x, 1.34x, 2.06x, 3.61x, bench/results.md); the 7B shapes measured
+ * 1.21x, 1.70x, 2.84x, 4.54x there.
  */
-export const DEFAULT_PASS_COST: readonly number[] = [0, 1, 1.21, 1.42, 1.63, 1.84, 2.04, 2.25, 2.45, 2.67, 2.89, 3.1, 3.32, 3.53, 3.75, 3.96, 4.18, 4.4];
+export const DEFAULT_PASS_COST: readonly number[] = [0, 1, 1.17, 1.39, 1.6, 1.82, 2.03, 2.25, 2.46, 2.68, 2.9, 3.13, 3.35, 3.57, 3.79, 4.02, 4.24, 4.46];
 
 /** Match strength buckets: 2, 3, 4–7, 8–15, 16+ tokens. */
 function bucketOf(match: number): number {
