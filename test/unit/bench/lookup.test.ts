@@ -10,7 +10,8 @@ import { buildPrompt } from '../../../src/engine/prompt';
 import { R1Tokenizer } from '../../../src/engine/tokenizer';
 import { type LookupJson, type ReplayJson, applyLookupRatios, fixExpectation, lookupRatios, renderLookup } from '../../../bench/lookupReport';
 import { type PassRound, type ReplayRun, expectedSpeedup, median, passCostRatios, roundOrder, summarizePhase } from '../../../bench/lookupStats';
-import { REASONING_CLOSE, agreeingPrefix, fixAnswer, fixReplays, fixRequest, loadFixCases, loadR1Traces, replayPick, traceReplay } from '../../../bench/lookupTexts';
+import { REASONING_CLOSE, type Replay, agreeingPrefix, fixAnswer, fixReplays, fixRequest, loadFixCases, loadR1Traces, replayPick, traceReplay } from '../../../bench/lookupTexts';
+import { bestLengthDrafter, bestPlaceDrafter, engineDrafter, linearCost, simulatePhase, simulateReplay } from '../../../bench/lookupSim';
 import { renderMarkdown } from '../../../bench/run';
 import { buildTokenizerFixture } from '../../fixtures/tokenizer';
 
@@ -236,5 +237,40 @@ describe('bench lookup arithmetic', () => {
     assert.match(md, /\| a \| 4321 \| 100 \| 2\.50 \| .* \| 80\.00 \| 1\.25x, 0\.63x \|/);
     assert.match(md, /with lookup where the text allows: .* \*\*1\.25x\*\* llama\.cpp's rate with lookup \(\*\*met\*\*\) and 0\.83x without/);
     assert.match(md, /\*\*Where llama\.cpp is faster:\*\* plain decode at these contexts, by 1\.20x on the answers/);
+  });
+});
+
+describe('bench lookup simulation (bench/lookupSim.ts)', () => {
+  // A prompt holding a 60-token "function", and a text that copies it with one token changed.
+  const code = Array.from({ length: 60 }, (_, i) => 1000 + ((i * 7) % 53));
+  const copied = [...code.slice(0, 30), 5, ...code.slice(31)];
+  const replay: Replay = { id: 'copy', phase: 'answer', kind: 'fix', promptIds: [1, 2, 3, ...code, 4], textIds: copied, truncated: 0 };
+
+  it('a drafter that never drafts writes one token a pass at the cost of one step each', () => {
+    const none = { draft: () => [], record: () => undefined, measured: () => undefined };
+    const r = simulateReplay(replay, none, linearCost(0.25));
+    // The first token comes from the prompt's pass; the others and the eos take a pass each.
+    assert.deepEqual(r, { tokens: 60, passes: 60, cost: 60, drafted: 0, kept: 0 });
+  });
+
+  it('the best-length ceiling keeps every token it drafts, and our drafting copies the code in few passes', () => {
+    const best = simulateReplay(replay, bestLengthDrafter(), linearCost(0.25));
+    assert.equal(best.kept, best.drafted);
+    assert.equal(best.passes, 60 - best.kept);
+    const ours = simulateReplay(replay, engineDrafter(), linearCost(0.25));
+    assert.ok(ours.tokens / ours.passes > 3, `${ours.passes} passes`);
+    assert.ok(ours.kept <= ours.drafted && ours.passes === 60 - ours.kept, JSON.stringify(ours));
+    assert.ok(best.passes <= ours.passes, `${best.passes} <= ${ours.passes}`);
+  });
+
+  it('with a flat pass cost the speedup is the tokens per pass; a dearer pass lowers it; the ceilings are ordered', () => {
+    const rs = fixReplays(tok, loadFixCases()[0]!).filter((r) => r.phase === 'answer');
+    const flat = simulatePhase(rs, engineDrafter, linearCost(0));
+    assert.ok(Math.abs(flat.speedup - flat.tokensPerPass) < 1e-9, JSON.stringify(flat));
+    const dear = simulatePhase(rs, engineDrafter, linearCost(0.25));
+    assert.ok(dear.speedup < flat.speedup && dear.speedup > 1, JSON.stringify(dear));
+    const length = simulatePhase(rs, bestLengthDrafter, linearCost(0.25));
+    const place = simulatePhase(rs, bestPlaceDrafter, linearCost(0.25));
+    assert.ok(length.speedup > dear.speedup && place.speedup >= length.speedup, `${dear.speedup} < ${length.speedup} <= ${place.speedup}`);
   });
 });
