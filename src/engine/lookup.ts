@@ -27,7 +27,7 @@ const MAX_SEARCH = 1 << 17;
  * length of a Fix prompt (`npm run bench:lookup -- --pass-cost --context 4500`: 1.17x, 1.60x,
  * 2.46x, 4.24x at 2, 4, 8, 16; bench/NOTES.md), between them by straight lines. After 1,024
  * tokens a pass is cheaper (1.04x, 1.34x, 2.06x, 3.61x, bench/results.md); the 7B shapes measured
- * 1.21x, 1.70x, 2.84x, 4.54x there.
+ * 1.10x, 1.41x, 2.19x, 3.77x there.
  */
 export const DEFAULT_PASS_COST: readonly number[] = [0, 1, 1.17, 1.39, 1.6, 1.82, 2.03, 2.25, 2.46, 2.68, 2.9, 3.13, 3.35, 3.57, 3.79, 4.02, 4.24, 4.46];
 
