@@ -47,7 +47,7 @@ import { type LookupJson, type PassCostJson, type ReplayJson, applyLookupRatios,
 import { type LlamaCppRunner, openLlamaCpp } from './llamaCpp';
 import { type PassRound, type ReplayRun, type LookupMode, passCostRatios, roundOrder, summarizePhase } from './lookupStats';
 import { buildBenchGguf } from './ggufModel';
-import { type Replay, fixReplays, loadFixCases, loadR1Traces, replayPick, traceReplay } from './lookupTexts';
+import { type Replay, allReplays, replayPick } from './lookupTexts';
 import { BENCH_DIR, type BenchLayout, type BenchShape, DEFAULT_SEED, buildBenchModel, defaultVariant } from './model';
 import { renderMarkdown } from './run';
 
@@ -216,9 +216,7 @@ async function replay(a: Args): Promise<ReplayJson> {
   const { engine, dir } = await loadEngine('onnx-community', 'q4', shape);
   const tok = engine.tokenizer;
   const eos = engine.info.eosTokenIds[0]!;
-  const cases = loadFixCases().filter((c) => !a.only || a.only.includes(c.id));
-  const traces = loadR1Traces().filter((t) => !a.only || a.only.includes(t.id));
-  const replays: Replay[] = [...cases.flatMap((c) => fixReplays(tok, c)), ...traces.map((t) => traceReplay(tok, t))];
+  const replays: Replay[] = allReplays(tok, a.only);
   log(`${replays.length} replays: ${replays.map((r) => `${r.id}/${r.phase} (${r.promptIds.length} + ${r.textIds.length})`).join(', ')}`);
   const rounds = a.rounds ?? (a.quick ? 2 : 3);
   const runs: ReplayRun[] = [];

@@ -14,7 +14,7 @@
 import { findDraft, PromptLookup, MAX_DRAFT } from '../src/engine/lookup';
 import { R1Tokenizer } from '../src/engine/tokenizer';
 import { ensureFixture } from '../test/fixtures/models';
-import { type Replay, fixReplays, loadFixCases, loadR1Traces, traceReplay } from './lookupTexts';
+import { type Replay, allReplays } from './lookupTexts';
 
 /** What chooses each pass's drafts: `future` is the text still to come (only the ceilings read it). */
 export interface SimDrafter {
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   const i = argv.indexOf('--slopes');
   const slopes = (i >= 0 ? argv[i + 1]! : '0.1,0.15,0.2,0.25').split(',').map(Number);
   const tok = await R1Tokenizer.fromFolder(await ensureFixture('tokenizer'));
-  const replays = [...loadFixCases().flatMap((c) => fixReplays(tok, c)), ...loadR1Traces().map((t) => traceReplay(tok, t))];
+  const replays = allReplays(tok);
   const phases: [string, Replay[]][] = [
     ['answers (real fixes)', replays.filter((r) => r.phase === 'answer')],
     ['reasoning, genuine R1', replays.filter((r) => r.phase === 'reasoning' && r.kind === 'r1')],

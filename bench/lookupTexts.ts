@@ -201,6 +201,12 @@ export function traceReplay(tokenizer: R1Tokenizer, t: R1Trace): Replay {
   return { id: t.id, phase: 'reasoning', kind: 'r1', promptIds: tokenizer.encode(text), textIds: tokenizer.encode(t.reasoning + REASONING_CLOSE), truncated: 0 };
 }
 
+/** Every replay of the benchmark's texts (the fixes' reasoning and answer, then the R1 traces), or those of `only`'s ids. */
+export function allReplays(tokenizer: R1Tokenizer, only?: readonly string[]): Replay[] {
+  const keep = (id: string) => !only || only.includes(id);
+  return [...loadFixCases().filter((c) => keep(c.id)).flatMap((c) => fixReplays(tokenizer, c)), ...loadR1Traces().filter((t) => keep(t.id)).map((t) => traceReplay(tokenizer, t))];
+}
+
 /**
  * The engine's replay seam: returns the text's tokens in order, then `eos` (the real engine's
  * drafting and verification then behave as on a model that writes exactly this text).
